@@ -1,0 +1,5 @@
+import sys
+
+from verifymock.cli import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""`verifymock`: serve the mock."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from verifymock import __version__
+from verifymock.config import MIB, Config
+from verifymock.errors import ConfigError, ConfigErrors
+from verifymock.journal import DEFAULT_SIZE
+
+
+def _folder(value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is not a directory")
+    return path.resolve()
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="verifymock",
+        description="A validating, scriptable mock of Telnyx Verify, Telnyx toll-free verification, "
+        "TeleSign Voice Verify and CM.com Voice DTMF, served from one port.",
+    )
+    root.add_argument("--version", action="version", version=f"verifymock {__version__}")
+    commands = root.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the mock server (the default command)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything beyond "
+                       "loopback needs --control-token)")
+    serve.add_argument("--port", type=int, default=4010, help="port to bind (default 4010; 0 picks a free one)")
+    serve.add_argument("--specs", type=_folder, action="append", default=[], metavar="DIR",
+                       help="a folder of OpenAPI documents served beside the bundled ones; a file named like a "
+                       "bundled one replaces it (repeatable)")
+    serve.add_argument("--handlers", type=_folder, action="append", default=[], metavar="DIR",
+                       help="a folder of handler modules (<spec name>.py), searched before the bundled handlers "
+                       "(repeatable)")
+    serve.add_argument("--scenarios", type=_folder, action="append", default=[], metavar="DIR",
+                       help="a folder of scenario files added to the bundled ones (repeatable)")
+    serve.add_argument("--no-bundled", action="store_true",
+                       help="serve only the folders given, without the bundled specs, handlers and scenarios")
+    serve.add_argument("--control-token", metavar="TOKEN",
+                       help="require `Authorization: Bearer TOKEN` on the control API (/_mock)")
+    serve.add_argument("--api-key", action="append", default=[], metavar="KEY", dest="api_keys",
+                       help="accept only these Telnyx API keys (repeatable; default: any key)")
+    serve.add_argument("--max-body-bytes", type=int, default=MIB, metavar="N",
+                       help=f"largest request body accepted (default {MIB}); larger ones get a 413")
+    serve.add_argument("--journal-size", type=int, default=DEFAULT_SIZE, metavar="N",
+                       help=f"requests kept in the journal (default {DEFAULT_SIZE}); the oldest are dropped")
+    serve.add_argument("--no-self-check", action="store_true",
+                       help="do not validate responses against the specs before sending them (on by default)")
+    serve.add_argument("--quiet", action="store_true", help="no per-request log line")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return root
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return Config(
+        host=args.host,
+        port=args.port,
+        specs=args.specs,
+        handlers=args.handlers,
+        scenarios=args.scenarios,
+        bundled=not args.no_bundled,
+        self_check=not args.no_self_check,
+        max_body_bytes=args.max_body_bytes,
+        journal_size=args.journal_size,
+        control_token=args.control_token,
+        api_keys=args.api_keys,
+        access_log=not args.quiet,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["serve", *argv]
+    args = parser().parse_args(argv)
+    if args.command is None:
+        args = parser().parse_args(["serve", *argv])
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_from(args)
+    try:
+        config.check()
+        from verifymock.server import serve  # imported late: --help stays fast
+
+        serve(config, log_level=args.log_level)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(f"verifymock: {error}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"verifymock: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Everything the server is told at start-up."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from verifymock.errors import ConfigError
+from verifymock.journal import DEFAULT_SIZE
+from verifymock.paths import bundled
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 4010
+    specs: list[Path] = field(default_factory=list)  # user folders, searched before the bundled one
+    handlers: list[Path] = field(default_factory=list)
+    scenarios: list[Path] = field(default_factory=list)
+    bundled: bool = True
+    self_check: bool = True
+    max_body_bytes: int = MIB
+    max_header_bytes: int = 64 * 1024
+    journal_size: int = DEFAULT_SIZE
+    control_token: str | None = None
+    api_keys: list[str] = field(default_factory=list)  # empty: any bearer key is accepted
+    access_log: bool = True
+
+    def spec_dirs(self) -> list[Path]:
+        """Bundled first, so a user's file of the same name replaces the bundled one."""
+        return ([bundled("specs")] if self.bundled else []) + list(self.specs)
+
+    def handler_dirs(self) -> list[Path]:
+        """User folders first: a user's handler shadows the bundled one."""
+        return list(self.handlers) + ([bundled("handlers")] if self.bundled else [])
+
+    def scenario_dirs(self) -> list[Path]:
+        return ([bundled("scenarios")] if self.bundled else []) + list(self.scenarios)
+
+    def check(self) -> None:
+        if not is_loopback(self.host) and not self.control_token:
+            raise ConfigError(
+                "--host", self.host, "binding beyond loopback exposes the control API to the network",
+                "set --control-token so /_mock requires `Authorization: Bearer <token>`",
+            )
+        for flag, folders in (("--specs", self.specs), ("--handlers", self.handlers), ("--scenarios", self.scenarios)):
+            for folder in folders:
+                if not folder.is_dir():
+                    raise ConfigError(flag, str(folder), "is not a directory", "pass an existing folder")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,179 @@
+"""The outermost layer: limits, the control token, the journal and the access log.
+
+It reads the whole body (up to the limit) before anything else runs, so an oversized body is refused without
+being parsed, and the journal can keep what was received even when a later layer rejects it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from verifymock.engine import Mock
+from verifymock.errors import ApiError, Problem
+from verifymock.journal import Entry
+from verifymock.renderers import renderer_for
+
+access_log = logging.getLogger("verifymock.access")
+log = logging.getLogger("verifymock")
+
+CONTROL_PREFIX = "/_mock"
+_JOURNAL_BODY_LIMIT = 64 * 1024
+
+
+def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of an error, in the envelope of the spec the request belongs to."""
+    routing = (scope.get("extensions") or {}).get("connexion_routing") or {}
+    mounted, operation = mock.locate(scope.get("path", ""), routing.get("operation_id"))
+    vendor = mounted.vendor if mounted else "generic"
+    status, body = renderer_for(vendor)(error)
+    headers = dict(error.headers)
+    if status >= 500:
+        headers.setdefault("x-should-retry", "false")  # the Telnyx SDKs retry 5xx unless told not to
+    if mounted and operation and mock.config.self_check and error.problem is not Problem.INTERNAL:
+        problems = mounted.checker.check(operation, status, "application/json", body)
+        if problems:
+            log.error(
+                "error response of %s does not conform to %s: %s",
+                operation.operation_id, mounted.spec.source.name, "; ".join(map(str, problems[:5])),
+            )
+    return status, headers, orjson.dumps(body)
+
+
+def _journal_body(raw: bytes, content_type: str) -> Any:
+    if not raw:
+        return None
+    if len(raw) > _JOURNAL_BODY_LIMIT:
+        return raw[:_JOURNAL_BODY_LIMIT].decode("utf-8", "replace") + f"… ({len(raw)} bytes, truncated)"
+    if "json" in content_type:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return raw.decode("utf-8", "replace")
+
+
+class Gate:
+    def __init__(self, app: ASGIApp, mock: Mock) -> None:
+        self.app = app
+        self.mock = mock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.mock.activate()
+        started = time.perf_counter()
+        config = self.mock.config
+        scope.setdefault("extensions", {})  # shared with connexion's routing layer, which records the operation
+        headers = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+        raw = b""
+        error = self._refuse_early(scope, headers)
+        if error is None:
+            raw, error = await self._read_body(receive, config.max_body_bytes)
+
+        status = 0
+        response_chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                response_chunks.append(message.get("body", b""))
+            await send(message)
+
+        if error is not None:
+            await self._send_error(scope, capture, error)
+        else:
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": raw, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, capture)
+
+        elapsed = (time.perf_counter() - started) * 1000
+        routing = scope["extensions"].get("connexion_routing") or {}
+        mounted, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
+        response_body = b"".join(response_chunks)
+        self.mock.journal.add(
+            Entry(
+                id=self.mock.journal.next_id(),
+                at=datetime.now(UTC).isoformat(),
+                method=scope["method"],
+                path=scope["path"],
+                query=scope.get("query_string", b"").decode("latin-1"),
+                operation_id=operation.operation_id if operation else None,
+                vendor=mounted.vendor if mounted else None,
+                status=status,
+                request_headers=headers,
+                request_body=_journal_body(raw, headers.get("content-type", "")),
+                response_body=_journal_body(response_body, "json"),
+                duration_ms=elapsed,
+            )
+        )
+        if config.access_log:
+            access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+
+    def _refuse_early(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:
+        config = self.mock.config
+        size = sum(len(name) + len(value) for name, value in scope["headers"])
+        if size > config.max_header_bytes:
+            return ApiError(
+                Problem.HEADERS_TOO_LARGE, f"The request headers total {size} bytes; the limit is {config.max_header_bytes}."
+            )
+        path = scope["path"]
+        if config.control_token and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
+            given = headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {config.control_token}".encode()):
+                return ApiError(Problem.UNAUTHENTICATED, "The control API requires `Authorization: Bearer <token>`.")
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > config.max_body_bytes:
+            return _too_large(int(declared), config.max_body_bytes)
+        return None
+
+    @staticmethod
+    async def _read_body(receive: Receive, limit: int) -> tuple[bytes, ApiError | None]:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return b"", _too_large(size, limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks), None
+
+    async def _send_error(self, scope: Scope, send: Send, error: ApiError) -> None:
+        status, headers, body = render_error(self.mock, scope, error)
+        raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if error.problem in (Problem.BODY_TOO_LARGE, Problem.HEADERS_TOO_LARGE):
+            raw_headers.append((b"connection", b"close"))  # the rest of the body is not read
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(size: int, limit: int) -> ApiError:
+    return ApiError(Problem.BODY_TOO_LARGE, f"The request body is {size} bytes or more; the limit is {limit} bytes.")

@@ -1,0 +1,81 @@
+"""The request journal: every request the mock received, newest last, bounded."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SIZE = 10_000
+_DIGITS = re.compile(r"\D")
+_PHONE_LIKE = re.compile(r"\+?\d[\d() .-]{4,}\d")
+
+
+@dataclass
+class Entry:
+    id: int
+    at: str
+    method: str
+    path: str
+    query: str
+    operation_id: str | None
+    vendor: str | None
+    status: int
+    request_headers: dict[str, str]
+    request_body: Any
+    response_body: Any
+    duration_ms: float
+    touched: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "operation_id": self.operation_id,
+            "vendor": self.vendor,
+            "status_code": self.status,
+            "request": {"headers": self.request_headers, "body": self.request_body},
+            "response": {"body": self.response_body},
+            "duration_ms": round(self.duration_ms, 3),
+            "touched": self.touched,
+        }
+
+    def mentions_number(self, digits: str) -> bool:
+        """Whether the phone number appears in the path, query or body, with or without + or %2B."""
+        haystack = f"{self.path} {self.query} {self.request_body}".replace("%2B", "+").replace("%2b", "+")
+        return any(_DIGITS.sub("", token) == digits for token in _PHONE_LIKE.findall(haystack))
+
+
+class Journal:
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._entries: deque[Entry] = deque(maxlen=size)
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def add(self, entry: Entry) -> None:
+        self._entries.append(entry)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def find(
+        self, *, operation_id: str | None = None, vendor: str | None = None, phone_number: str | None = None
+    ) -> list[Entry]:
+        digits = _DIGITS.sub("", phone_number) if phone_number else ""
+        return [
+            e
+            for e in self._entries
+            if (operation_id is None or e.operation_id == operation_id)
+            and (vendor is None or e.vendor == vendor)
+            and (not digits or e.mentions_number(digits))
+        ]

@@ -1,0 +1,110 @@
+"""The mock checks itself: every body it sends is validated against the original spec before it leaves.
+
+Validation runs on the original document (OpenAPI 3.1 semantics for a 3.1 spec, 3.0 for a 3.0 one), never on
+connexion's 3.0 view, so a mistake in that view cannot hide a non-conforming response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from openapi_schema_validator import OAS30Validator, OAS31Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT4, DRAFT202012
+
+from verifymock.convert import pointer
+from verifymock.generate import resolve
+from verifymock.specs import Operation, Spec
+
+
+@dataclass(frozen=True)
+class Nonconformity:
+    """One way a response differs from its spec: where in the body, and what."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.message}"
+
+
+def response_key(responses: dict[str, Any], status: int) -> str | None:
+    """The `responses` key that documents `status`: exact code, then its range (4XX), then default."""
+    for key in (str(status), f"{str(status)[0]}XX", "default"):
+        if key in responses:
+            return key
+    return None
+
+
+def media_key(content: dict[str, Any], media_type: str) -> str | None:
+    if media_type in content:
+        return media_type
+    main = media_type.split("/")[0]
+    for key in (f"{main}/*", "*/*"):
+        if key in content:
+            return key
+    if media_type.endswith("json"):
+        return next((k for k in content if k.endswith("json")), None)
+    return None
+
+
+class ResponseChecker:
+    """Validators for one spec's responses, compiled on first use and kept."""
+
+    def __init__(self, spec: Spec) -> None:
+        self._spec = spec
+        self._uri = f"urn:verifymock:spec:{spec.name}"
+        is31 = spec.version.startswith("3.1")
+        self._validator_cls = OAS31Validator if is31 else OAS30Validator
+        specification = DRAFT202012 if is31 else DRAFT4
+        self._registry: Registry[Any] = Registry().with_resource(
+            self._uri, specification.create_resource(spec.original)
+        )
+        self._validators: dict[str, Any] = {}
+
+    def check(self, operation: Operation, status: int, media_type: str | None, body: Any) -> list[Nonconformity]:
+        responses = operation.definition.get("responses") or {}
+        key = response_key(responses, status)
+        if key is None:
+            return [Nonconformity("", f"status {status} is not documented for {operation.operation_id}")]
+        response = resolve(self._spec.original, responses[key])
+        content = response.get("content") or {}
+        if not content:
+            if body not in (None, b"", ""):
+                return [Nonconformity("", f"status {status} of {operation.operation_id} documents no body")]
+            return []
+        if body is None:
+            return [Nonconformity("", f"status {status} of {operation.operation_id} documents a body; none was sent")]
+        media = media_key(content, media_type or "application/json")
+        if media is None:
+            return [Nonconformity("", f"media type {media_type} is not documented for status {status}")]
+        if "schema" not in content[media]:
+            return []
+        where = operation.pointer + pointer("responses", key) if "$ref" not in responses[key] else None
+        schema_pointer = (
+            f"{where}{pointer('content', media, 'schema')}"
+            if where
+            else f"{responses[key]['$ref'][1:]}{pointer('content', media, 'schema')}"
+        )
+        return [
+            Nonconformity(pointer(*error.absolute_path), error.message)
+            for error in self._validator(schema_pointer).iter_errors(body)
+        ]
+
+    def check_schema(self, schema_pointer: str, instance: Any) -> list[Nonconformity]:
+        """Validate any instance against the schema at a pointer into the spec (webhook payloads, examples)."""
+        return [
+            Nonconformity(pointer(*error.absolute_path), error.message)
+            for error in self._validator(schema_pointer).iter_errors(instance)
+        ]
+
+    def _validator(self, schema_pointer: str) -> Any:
+        validator = self._validators.get(schema_pointer)
+        if validator is None:
+            validator = self._validators[schema_pointer] = self._validator_cls(
+                {"$ref": f"{self._uri}#{schema_pointer}"},
+                registry=self._registry,
+                format_checker=self._validator_cls.FORMAT_CHECKER,
+            )
+        return validator

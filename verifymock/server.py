@@ -1,0 +1,64 @@
+"""Running the app under uvicorn: in the foreground for the CLI, in a thread for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from verifymock.app import create_app
+from verifymock.config import Config
+
+
+def uvicorn_config(config: Config, log_level: str = "info") -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        access_log=False,  # the gate logs one line per request itself
+        lifespan="on",
+        server_header=False,
+        timeout_keep_alive=30,
+    )
+
+
+def serve(config: Config, log_level: str = "info") -> None:
+    uvicorn.Server(uvicorn_config(config, log_level)).run()
+
+
+@dataclass
+class Running:
+    """A server started by `serve_in_thread`."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@contextmanager
+def serve_in_thread(config: Config | None = None, log_level: str = "warning") -> Iterator[Running]:
+    """Serve on a free loopback port (config.port 0) for the duration of the block."""
+    config = config or Config(port=0)
+    server = uvicorn.Server(uvicorn_config(config, log_level))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("verifymock did not start")
+        time.sleep(0.005)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Running(config.host, port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,152 @@
+"""Finding, reading and describing the OpenAPI documents the mock serves."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from verifymock.convert import convert, pointer
+from verifymock.errors import ConfigError, SpecError
+
+try:  # the C loader reads our specs about ten times faster
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+# Which vendor's error envelope a spec gets, when it does not say with `info.x-verifymock-vendor`.
+_VENDOR_HOSTS = (
+    (re.compile(r"(^|\.)telnyx\.com$"), "telnyx"),
+    (re.compile(r"(^|\.)telesign\.com$"), "telesign"),
+    (re.compile(r"(^|\.)(cm\.com|cmtelecom\.com)$"), "cm"),
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of a spec, as declared in the original document."""
+
+    operation_id: str
+    method: str
+    path: str
+    definition: dict[str, Any]
+    pointer: str
+
+    @property
+    def success_status(self) -> int:
+        """The status a handler's plain return value is sent with: the first 2xx the spec declares."""
+        codes = sorted(int(c) for c in self.definition.get("responses", {}) if str(c).isdigit() and str(c)[0] == "2")
+        return codes[0] if codes else 200
+
+
+@dataclass
+class Spec:
+    """An OpenAPI document: the original (for validation and fuzzing) and the 3.0 view connexion routes with."""
+
+    name: str
+    source: Path
+    original: dict[str, Any]
+    view: dict[str, Any]
+    base_path: str
+    vendor: str
+    operations: dict[str, Operation] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return str(self.original.get("openapi", ""))
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), "", f"cannot be read: {exc}") from exc
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(str(path), where, f"is not valid YAML or JSON: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(doc, dict) or "openapi" not in doc:
+        raise SpecError(str(path), "/openapi", "is not an OpenAPI 3 document", "add `openapi: 3.1.0` at the top")
+    return doc
+
+
+def base_path_of(doc: dict[str, Any]) -> str:
+    """The path part of the first `servers` URL, with server variables at their defaults."""
+    servers = doc.get("servers") or [{"url": "/"}]
+    server = servers[0]
+    url = server.get("url", "/")
+    for name, variable in (server.get("variables") or {}).items():
+        url = url.replace("{" + name + "}", str(variable.get("default", "")))
+    return urlparse(url).path.rstrip("/")
+
+
+def vendor_of(doc: dict[str, Any]) -> str:
+    declared = (doc.get("info") or {}).get("x-verifymock-vendor")
+    if declared:
+        return str(declared)
+    for server in doc.get("servers") or []:
+        host = urlparse(server.get("url", "")).hostname or ""
+        for pattern, vendor in _VENDOR_HOSTS:
+            if pattern.search(host):
+                return vendor
+    return "generic"
+
+
+def synthetic_operation_id(method: str, path: str) -> str:
+    words = re.sub(r"[^0-9A-Za-z]+", "_", path).strip("_")
+    return f"{method}_{words}" if words else method
+
+
+def load_spec(path: Path) -> Spec:
+    original = read_document(path)
+    view, problems = convert(original, str(path))
+    if problems:
+        from verifymock.errors import ConfigErrors
+
+        raise ConfigErrors(list(problems))
+    spec = Spec(
+        name=path.stem,
+        source=path,
+        original=original,
+        view=view,
+        base_path=base_path_of(original),
+        vendor=vendor_of(original),
+    )
+    for route, item in (original.get("paths") or {}).items():
+        for method in HTTP_METHODS:
+            definition = item.get(method)
+            if not isinstance(definition, dict):
+                continue
+            operation_id = definition.get("operationId") or synthetic_operation_id(method, route)
+            if operation_id in spec.operations:
+                raise SpecError(
+                    str(path), pointer("paths", route, method, "operationId"),
+                    f"operationId {operation_id!r} is used twice", "give every operation its own operationId",
+                )
+            # connexion needs an operationId to route; the original stays untouched
+            view["paths"][route][method]["operationId"] = operation_id
+            spec.operations[operation_id] = Operation(
+                operation_id, method, route, definition, pointer("paths", route, method)
+            )
+    return spec
+
+
+def spec_files(directories: list[Path]) -> list[Path]:
+    """Every spec file, later directories shadowing earlier ones by file name (a user's copy wins)."""
+    by_name: dict[str, Path] = {}
+    for directory in directories:
+        if not directory.is_dir():
+            raise ConfigError(str(directory), "", "is not a directory", "pass a folder that holds OpenAPI files")
+        for path in sorted(directory.iterdir()):
+            if path.suffix in SPEC_SUFFIXES and not path.name.startswith("."):
+                by_name[path.stem] = path
+    return list(by_name.values())

@@ -1,0 +1,182 @@
+"""Request validation plugged into connexion, raising `ApiError` data instead of RFC 7807 strings.
+
+connexion finds the operation, parses parameters and calls these validators; they say precisely what is wrong
+(which problem, which JSON pointer or parameter) so each vendor's renderer can word it in that vendor's envelope.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import Any
+
+import orjson
+from connexion.json_schema import Draft4RequestValidator
+from connexion.middleware.request_validation import (
+    RequestValidationAPI,
+    RequestValidationMiddleware,
+    RequestValidationOperation,
+)
+from connexion.utils import is_nullable, is_null
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
+from connexion.datastructures import MediaTypeDict
+from jsonschema import FormatChecker, ValidationError
+from jsonschema.exceptions import best_match
+from starlette.types import Scope
+
+from verifymock.convert import pointer
+from verifymock.errors import ApiError, Problem
+
+# Every format jsonschema can check (uuid, date-time, email, ipv4, ipv6, uri, ...), not only Draft 4's few.
+FORMATS = FormatChecker()
+
+_EMPTY: dict[str, Any] = {}
+# connexion keeps one schema object per operation for the life of the app; holding it here pins its id.
+_compiled: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def compiled(schema: dict[str, Any]) -> Any:
+    """A validator per schema object, built once: connexion would build one per request."""
+    entry = _compiled.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = _compiled[id(schema)] = (schema, Draft4RequestValidator(schema, format_checker=FORMATS))
+    return entry[1]
+
+
+def _is_phone(name: str) -> bool:
+    lowered = name.lower()
+    return "phone" in lowered or lowered in ("to", "from", "callee", "callees", "caller")
+
+
+def error_from_schema(error: ValidationError, *, parameter: str | None = None) -> ApiError:
+    """The `ApiError` for one JSON Schema failure in a body (pointer) or a parameter (name)."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        missing = next((name for name in error.validator_value if name not in present), "")
+        path.append(missing)
+        where = parameter or missing
+        return ApiError(
+            Problem.MISSING_PARAMETER, f"The '{where}' parameter is required.",
+            pointer=None if parameter else pointer(*path), parameter=parameter,
+        )
+    names = [p for p in path if not p.isdigit()]
+    field = names[-1] if names else (parameter or "")
+    if error.validator == "format" and error.validator_value == "uuid":
+        problem = Problem.INVALID_ID
+    elif error.validator in ("pattern", "format") and _is_phone(field):
+        problem = Problem.INVALID_PHONE_NUMBER
+    else:
+        problem = Problem.INVALID_PARAMETER
+    subject = f"'{field}'" if field else "The request body"
+    return ApiError(
+        problem, f"{subject} is invalid: {error.message}",
+        pointer=None if parameter else pointer(*path), parameter=parameter,
+    )
+
+
+def _parse_json(raw: bytes, encoding: str) -> Any:
+    try:
+        if encoding.lower().replace("-", "") not in ("utf8", "ascii"):
+            raw = raw.decode(encoding).encode("utf-8")
+        return orjson.loads(raw)  # rejects invalid UTF-8 and nesting deeper than 1,024 without recursing
+    except (orjson.JSONDecodeError, UnicodeError, LookupError) as exc:
+        raise ApiError(Problem.INVALID_JSON, f"The request body is not valid JSON: {exc}") from exc
+
+
+class JSONBodyValidator(JSONRequestBodyValidator):
+    async def _parse(self, stream: Any, scope: Scope) -> Any:
+        raw = b"".join([chunk async for chunk in stream])
+        if not raw.strip():
+            return None
+        return _parse_json(raw, self._encoding)
+
+    def _validate(self, body: Any) -> None:
+        if body is None:
+            if self._nullable:
+                return
+            raise ApiError(Problem.MISSING_BODY, "The request body is required.")
+        error = best_match(compiled(self._schema).iter_errors(body))
+        if error is not None:
+            raise error_from_schema(error)
+
+
+class ParametersValidator(ParameterValidator):
+    @staticmethod
+    def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any], param_name: Any = None) -> Any:
+        if is_nullable(param) and is_null(value):
+            return None
+        if value is None:
+            if param.get("required"):
+                return ApiError(
+                    Problem.MISSING_PARAMETER, f"The {parameter_type} parameter '{param['name']}' is required.",
+                    parameter=param["name"],
+                )
+            return None
+        error = best_match(compiled(param.get("schema", _EMPTY)).iter_errors(value))
+        return error_from_schema(error, parameter=param["name"]) if error is not None else None
+
+    def validate_request(self, request: Any) -> None:
+        if self.strict_validation:
+            extra = self.validate_query_parameter_list(request, security_params=self.security_query_params)
+            if extra:
+                names = ", ".join(sorted(extra))
+                raise ApiError(Problem.INVALID_PARAMETER, f"Unknown query parameter: {names}.", parameter=names)
+        checks = (
+            ("query", self.validate_query_parameter),
+            ("path", self.validate_path_parameter),
+            ("header", self.validate_header_parameter),
+            ("cookie", self.validate_cookie_parameter),
+        )
+        for location, check in checks:
+            for param in self.parameters.get(location, []):
+                error = check(param, request)
+                if error:
+                    raise error
+
+
+class _Operation(RequestValidationOperation):
+    def extract_content_type(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+        # connexion guesses the first declared media type when a body comes without Content-Type; a vendor does not.
+        names = {name.lower() for name, _ in headers}
+        has_body = b"transfer-encoding" in names or any(
+            name.lower() == b"content-length" and value.strip() not in (b"", b"0") for name, value in headers
+        )
+        if self._operation.consumes and has_body and b"content-type" not in names:
+            raise ApiError(
+                Problem.UNSUPPORTED_MEDIA_TYPE,
+                f"The request has a body but no Content-Type; send one of: {', '.join(self._operation.consumes)}.",
+            )
+        mime_type, encoding = super().extract_content_type(headers)
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise ApiError(Problem.UNSUPPORTED_MEDIA_TYPE, f"Unknown charset {encoding!r}.") from exc
+        return mime_type, encoding
+
+    def validate_mime_type(self, mime_type: str) -> None:
+        consumes = self._operation.consumes
+        if consumes and mime_type.lower() not in MediaTypeDict([(c.lower(), None) for c in consumes]):
+            raise ApiError(
+                Problem.UNSUPPORTED_MEDIA_TYPE,
+                f"Content-Type {mime_type} is not supported here; send one of: {', '.join(consumes)}.",
+            )
+
+
+class _API(RequestValidationAPI):
+    def make_operation(self, operation: Any) -> RequestValidationOperation:
+        return _Operation(
+            self.next_app, operation=operation, strict_validation=self.strict_validation,
+            validator_map=self.validator_map,
+        )
+
+
+class RequestValidation(RequestValidationMiddleware):
+    """connexion's request validation with our validators and vendor-neutral errors."""
+
+    api_cls = _API
+
+
+VALIDATORS: dict[str, Any] = {
+    "parameter": ParametersValidator,
+    "body": MediaTypeDict({**dict(VALIDATOR_MAP["body"]), "*/*json": JSONBodyValidator}),
+}
