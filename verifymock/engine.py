@@ -15,7 +15,7 @@ from verifymock.journal import Journal
 from verifymock.paths import bundled
 from verifymock.resolver import Resolution, resolve_spec
 from verifymock.selfcheck import ResponseChecker
-from verifymock.specs import Operation, Spec, load_spec, spec_files
+from verifymock.specs import Operation, Spec, load_spec, spec_files, template_regex
 
 log = logging.getLogger("verifymock")
 
@@ -48,6 +48,7 @@ class Mock:
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.base_path), reverse=True)
         self._reset_hooks: list[Callable[[], None]] = []
+        self.concrete_paths = self._concrete_paths(self.mounted)
 
     @staticmethod
     def _load(config: Config) -> list[Mounted]:
@@ -70,6 +71,30 @@ class Mock:
             raise ConfigErrors(errors)
         # a user's spec is routed first, so it wins where it overlaps a bundled one
         return sorted(mounted, key=lambda m: not m.user)
+
+    @staticmethod
+    def _concrete_paths(mounted: list[Mounted]) -> dict[str, frozenset[str]]:
+        """Full paths without templates, with their methods. OpenAPI matches these before templated paths, so
+        GET /v2/verifications/sms is a 405 (only POST is declared there), not a lookup of verification "sms"."""
+        paths: dict[str, set[str]] = {}
+        for m in mounted:
+            for operation in m.spec.operations.values():
+                if "{" not in operation.path:
+                    paths.setdefault(m.spec.base_path + operation.path, set()).add(operation.method.upper())
+        return {path: frozenset(methods) for path, methods in paths.items()}
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods a path supports: those of its concrete path if it has one, else of every template it fits."""
+        if path in self.concrete_paths:
+            return sorted(self.concrete_paths[path])
+        methods = {
+            operation.method.upper()
+            for m in self.mounted
+            if path.startswith(m.spec.base_path)
+            for operation in m.spec.operations.values()
+            if template_regex(operation.path).match(path[len(m.spec.base_path) :])
+        }
+        return sorted(methods)
 
     def activate(self) -> None:
         _current.set(self)

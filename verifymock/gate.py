@@ -34,6 +34,8 @@ def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[s
     vendor = mounted.vendor if mounted else "generic"
     status, body = renderer_for(vendor)(error)
     headers = dict(error.headers)
+    if error.problem is Problem.METHOD_NOT_ALLOWED:
+        headers["Allow"] = ", ".join(mock.allowed_methods(scope.get("path", "")))
     if status >= 500:
         headers.setdefault("x-should-retry", "false")  # the Telnyx SDKs retry 5xx unless told not to
     if mounted and operation and mock.config.self_check and error.problem is not Problem.INTERNAL:
@@ -143,6 +145,12 @@ class Gate:
             given = headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {config.control_token}".encode()):
                 return ApiError(Problem.UNAUTHENTICATED, "The control API requires `Authorization: Bearer <token>`.")
+        allowed = self.mock.concrete_paths.get(path)
+        if allowed is not None and scope["method"] not in allowed:
+            return ApiError(
+                Problem.METHOD_NOT_ALLOWED, "This method is not allowed on this URL.",
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > config.max_body_bytes:
             return _too_large(int(declared), config.max_body_bytes)

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from verifymock.errors import HandlerError
+from verifymock.paths import bundled
 from verifymock.specs import Spec
 
 Handler = Callable[..., Any]
@@ -58,11 +59,16 @@ class Resolution:
 def resolve_spec(spec: Spec, handler_dirs: list[Path]) -> dict[str, Resolution]:
     """Resolve every operation of a spec; a handler module that does not fit the spec is a start-up error."""
     modules = [load_module(d / f"{spec.name}.py") for d in handler_dirs if (d / f"{spec.name}.py").is_file()]
+    # a user's document that replaces a bundled one of the same name keeps the bundled handlers for the operations
+    # they share; only a module written for this very document must match it exactly
+    bundled_handlers = bundled("handlers").resolve()
+    user_spec = spec.source.resolve().parent != bundled("specs").resolve()
     resolutions: dict[str, Resolution] = {}
     for module in modules:
         generic = set(getattr(module, "GENERIC", ()))
         unknown = generic - set(spec.operations)
-        if unknown:
+        lenient = user_spec and Path(module.__file__ or "").resolve().parent == bundled_handlers
+        if unknown and not lenient:
             raise HandlerError(
                 module.__file__ or module.__name__, "GENERIC",
                 f"names operations {sorted(unknown)} that {spec.source.name} does not have",

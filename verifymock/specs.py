@@ -137,7 +137,20 @@ def load_spec(path: Path) -> Spec:
             spec.operations[operation_id] = Operation(
                 operation_id, method, route, definition, pointer("paths", route, method)
             )
+    # OpenAPI matches concrete paths before templated ones; connexion routes in document order, so order the view
+    view["paths"] = dict(sorted(view["paths"].items(), key=lambda item: route_specificity(item[0])))
     return spec
+
+
+def route_specificity(route: str) -> list[int]:
+    """Sort key putting a literal segment before a template at the first place two paths differ."""
+    return [1 if "{" in segment else 0 for segment in route.strip("/").split("/")]
+
+
+def template_regex(route: str) -> re.Pattern[str]:
+    """A regex matching the concrete paths of a path template (a template matches one whole segment)."""
+    parts = re.split(r"(\{[^}]+\})", route)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
 
 
 def spec_files(directories: list[Path]) -> list[Path]:

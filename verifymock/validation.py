@@ -7,6 +7,8 @@ connexion finds the operation, parses parameters and calls these validators; the
 from __future__ import annotations
 
 import codecs
+from email.message import Message
+from urllib.parse import parse_qsl
 from typing import Any
 
 import orjson
@@ -19,7 +21,7 @@ from connexion.middleware.request_validation import (
 from connexion.utils import is_nullable, is_null
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 from connexion.datastructures import MediaTypeDict
-from jsonschema import FormatChecker, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.exceptions import best_match
 from starlette.types import Scope
 
@@ -34,11 +36,16 @@ _EMPTY: dict[str, Any] = {}
 _compiled: dict[int, tuple[dict[str, Any], Any]] = {}
 
 
+# JSON Schema since draft 6 (and so OpenAPI 3.1) counts 5.0 as an integer; Draft 4 did not. Real JSON parsers
+# do not tell 5.0 from 5 either, so the view validates types the 3.1 way.
+_Validator = validators.extend(Draft4RequestValidator, type_checker=Draft202012Validator.TYPE_CHECKER)
+
+
 def compiled(schema: dict[str, Any]) -> Any:
     """A validator per schema object, built once: connexion would build one per request."""
     entry = _compiled.get(id(schema))
     if entry is None or entry[0] is not schema:
-        entry = _compiled[id(schema)] = (schema, Draft4RequestValidator(schema, format_checker=FORMATS))
+        entry = _compiled[id(schema)] = (schema, _Validator(schema, format_checker=FORMATS))
     return entry[1]
 
 
@@ -121,6 +128,7 @@ class ParametersValidator(ParameterValidator):
             if extra:
                 names = ", ".join(sorted(extra))
                 raise ApiError(Problem.INVALID_PARAMETER, f"Unknown query parameter: {names}.", parameter=names)
+        self._refuse_malformed_query(request)
         checks = (
             ("query", self.validate_query_parameter),
             ("path", self.validate_path_parameter),
@@ -132,6 +140,24 @@ class ParametersValidator(ParameterValidator):
                 error = check(param, request)
                 if error:
                     raise error
+
+
+    def _refuse_malformed_query(self, request: Any) -> None:
+        """What connexion's parser silently drops: a nameless `=value`, and `page=3` for a deepObject parameter
+        (which must be sent as `page[number]=3`)."""
+        raw = request.scope.get("query_string", b"").decode("latin-1")
+        if not raw:
+            return
+        deep = {p["name"] for p in self.parameters.get("query", []) if p.get("style") == "deepObject"}
+        for name, _ in parse_qsl(raw, keep_blank_values=True):
+            if not name:
+                raise ApiError(Problem.INVALID_PARAMETER, "The query string has a value without a parameter name.")
+            if name in deep:
+                raise ApiError(
+                    Problem.INVALID_PARAMETER,
+                    f"'{name}' is an object: send its fields as {name}[field]=value.",
+                    parameter=name,
+                )
 
 
 class _Operation(RequestValidationOperation):
@@ -146,7 +172,14 @@ class _Operation(RequestValidationOperation):
                 Problem.UNSUPPORTED_MEDIA_TYPE,
                 f"The request has a body but no Content-Type; send one of: {', '.join(self._operation.consumes)}.",
             )
-        mime_type, encoding = super().extract_content_type(headers)
+        raw = next((value.decode("latin-1") for name, value in headers if name.lower() == b"content-type"), None)
+        if raw is None:
+            mime_type, encoding = super().extract_content_type(headers)
+        else:
+            # connexion's own parser misses "charset" after "; " (the usual spelling); the email parser does not
+            parsed = Message()
+            parsed["content-type"] = raw
+            mime_type, encoding = parsed.get_content_type(), str(parsed.get_param("charset") or "utf-8")
         try:
             codecs.lookup(encoding)
         except LookupError as exc:

@@ -1,0 +1,49 @@
+"""schemathesis, with every check it has, over every operation of every bundled spec, against the real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from tests.helpers import REPO
+from verifymock.config import Config
+from verifymock.server import Running, serve_in_thread
+from verifymock.specs import base_path_of, spec_files
+
+FUZZ_KEY = "fuzz-key"
+AUTH = {"Authorization": f"Bearer {FUZZ_KEY}"}
+MAX_EXAMPLES = 40
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[Running]:
+    # with a list of valid keys, so schemathesis can check that a wrong key is refused
+    with serve_in_thread(Config(port=0, api_keys=[FUZZ_KEY])) as running:
+        yield running
+
+
+def _fuzz_test(name: str) -> Any:
+    schema = schemathesis.openapi.from_path(REPO / "specs" / f"{name}.yaml")
+    base_path = base_path_of(schema.raw_schema)
+
+    @schema.parametrize()
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def test(case: Any, fuzz_server: Running) -> None:
+        case.call_and_validate(base_url=fuzz_server.url + base_path, headers=AUTH)
+
+    return test
+
+
+for _path in spec_files([REPO / "specs"]):
+    globals()[f"test_fuzz_{_path.stem}"] = _fuzz_test(_path.stem)
