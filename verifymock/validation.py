@@ -129,6 +129,12 @@ class ParametersValidator(ParameterValidator):
                 names = ", ".join(sorted(extra))
                 raise ApiError(Problem.INVALID_PARAMETER, f"Unknown query parameter: {names}.", parameter=names)
         self._refuse_malformed_query(request)
+        try:
+            request.query_params  # connexion parses lazily, and its deepObject parser can crash on odd nesting
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise ApiError(
+                Problem.INVALID_PARAMETER, "The query string does not fit the operation's parameters."
+            ) from exc
         checks = (
             ("query", self.validate_query_parameter),
             ("path", self.validate_path_parameter),
@@ -144,7 +150,7 @@ class ParametersValidator(ParameterValidator):
 
     def _refuse_malformed_query(self, request: Any) -> None:
         """What connexion's parser silently drops: a nameless `=value`, and `page=3` for a deepObject parameter
-        (which must be sent as `page[number]=3`)."""
+        or `page[]=3` (it must be sent as `page[number]=3`)."""
         raw = request.scope.get("query_string", b"").decode("latin-1")
         if not raw:
             return
@@ -152,11 +158,12 @@ class ParametersValidator(ParameterValidator):
         for name, _ in parse_qsl(raw, keep_blank_values=True):
             if not name:
                 raise ApiError(Problem.INVALID_PARAMETER, "The query string has a value without a parameter name.")
-            if name in deep:
+            base, bracket, rest = name.partition("[")
+            if base in deep and (not bracket or rest.startswith("]")):
                 raise ApiError(
                     Problem.INVALID_PARAMETER,
-                    f"'{name}' is an object: send its fields as {name}[field]=value.",
-                    parameter=name,
+                    f"'{base}' is an object: send its fields as {base}[field]=value.",
+                    parameter=base,
                 )
 
 

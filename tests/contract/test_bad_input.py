@@ -48,6 +48,11 @@ TELNYX_ROWS = [
     ("body not an object", "POST", CALL, {"json": ["a"], "headers": TELNYX_AUTH}, 400, "10015", ""),
     ("id not a uuid", "GET", "/v2/verifications/not-a-uuid", {"headers": TELNYX_AUTH}, 400, "10006", "verification_id"),
     ("query not an integer", "GET", "/v2/verify_profiles?page[number]=abc", {"headers": TELNYX_AUTH}, 400, "10015", "page"),
+    ("query nested too deep", "GET", "/v2/verify_profiles?page[size][]=7", {"headers": TELNYX_AUTH}, 400, "10015", None),
+    ("object query sent flat", "GET", "/v2/verify_profiles?page=2", {"headers": TELNYX_AUTH}, 400, "10015", "page"),
+    ("nameless query value", "GET", "/v2/verify_profiles?=true", {"headers": TELNYX_AUTH}, 400, "10015", None),
+    ("unknown deepObject field", "GET", "/v2/verify_profiles?filter[colour]=red", {"headers": TELNYX_AUTH}, 400, "10015", "filter"),
+    ("concrete path, other method", "GET", "/v2/verifications/sms", {"headers": TELNYX_AUTH}, 405, "10015", None),
 ]
 
 

@@ -1,0 +1,146 @@
+"""`verifymock` as a user runs it: a real process, real sockets, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import PROFILE_ID, REPO, TELNYX_AUTH, write_spec
+
+
+VERIFYMOCK = [sys.executable, "-m", "verifymock"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(
+    options: list[str], *, cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*VERIFYMOCK, "serve", *options, "--port", str(port)], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{url}/_mock/health", timeout=0.5)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.communicate(timeout=5)[0] if process.poll() is not None else ""
+                    pytest.fail(f"verifymock did not start: {output}")
+                time.sleep(0.05)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_cli_serves_bundled_specs_and_logs_one_line_per_request(tmp_path: Path) -> None:
+    with running([], cwd=tmp_path) as (url, process):
+        assert httpx.get(f"{url}/_mock/health").json() == {"status": "ok"}
+        created = httpx.post(
+            f"{url}/v2/verifications/call",
+            json={"phone_number": "+13035551234", "verify_profile_id": PROFILE_ID},
+            headers=TELNYX_AUTH,
+        )
+        assert created.status_code == 200
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    lines = [line for line in output.splitlines() if "verifymock.access" in line]
+    assert sum("POST /v2/verifications/call 200" in line for line in lines) == 1
+    assert "POST /v2/verifications/call 200" in lines[-1]
+    assert all("GET /_mock/health 200" in line for line in lines[:-1])  # the start-up probes and ours
+
+
+def test_cli_serves_a_user_specs_folder(tmp_path: Path) -> None:
+    specs = tmp_path / "mine"
+    specs.mkdir()
+    write_spec(
+        specs,
+        "hello",
+        {
+            "openapi": "3.1.0",
+            "info": {"title": "hello", "version": "1"},
+            "servers": [{"url": "/hello"}],
+            "paths": {"/greeting": {"get": {"responses": {"200": {"description": "ok", "content": {
+                "application/json": {"example": {"text": "hi"}}}}}}}},
+        },
+    )
+    with running(["--specs", str(specs)], cwd=tmp_path) as (url, _):
+        assert httpx.get(f"{url}/hello/greeting").json() == {"text": "hi"}
+        assert httpx.get(f"{url}/_mock/health").status_code == 200
+
+
+def test_cli_refuses_a_public_bind_without_control_token(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*VERIFYMOCK, "serve", "--host", "0.0.0.0", "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--control-token" in result.stderr
+
+
+def test_cli_reports_a_bad_spec_with_file_and_pointer(tmp_path: Path) -> None:
+    specs = tmp_path / "bad"
+    specs.mkdir()
+    path = write_spec(
+        specs, "broken",
+        {"openapi": "3.1.0", "info": {"title": "b", "version": "1"},
+         "components": {"schemas": {"X": {"type": "array", "prefixItems": [{"type": "string"}]}}}},
+    )
+    result = subprocess.run(
+        [*VERIFYMOCK, "serve", "--specs", str(specs), "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"{path} at /components/schemas/X/prefixItems" in result.stderr
+
+
+def test_cli_help_names_every_serve_option() -> None:
+    result = subprocess.run([*VERIFYMOCK, "serve", "--help"], capture_output=True, text=True, timeout=30)
+    for option in ("--host", "--port", "--specs", "--handlers", "--scenarios", "--control-token", "--no-self-check"):
+        assert option in result.stdout
+
+
+def test_cli_installed_wheel_serves_bundled_files_from_any_directory(tmp_path: Path) -> None:
+    wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(REPO)],
+        check=True, timeout=300,
+    )
+    [wheel] = wheels.glob("verifymock-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    assert "verifymock/_bundled/specs/telnyx_verify.yaml" in names
+    assert "verifymock/_bundled/handlers/control.py" in names
+    assert "verifymock = verifymock.cli:main" in entry_points
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+        check=True, timeout=300,
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    with running([], cwd=elsewhere, env=env) as (url, _):
+        specs = httpx.get(f"{url}/_mock/specs").json()["data"]
+    assert {s["name"] for s in specs} >= {"control", "telnyx_verify"}
+    assert all(s["source"].startswith(str(target)) for s in specs)
