@@ -30,7 +30,11 @@ VERIFICATION_ID = "0b7d9a7e-9d3e-4f34-9a57-3c1f2f7f9c11"
 AUTH = "Bearer bench-key"
 SCENARIOS = {
     "GET verification": ("GET", f"/v2/verifications/{VERIFICATION_ID}", None),
-    "valid POST call": ("POST", "/v2/verifications/call", {"phone_number": "+13035551234", "verify_profile_id": PROFILE_ID}),
+    "valid POST call": (
+        "POST",
+        "/v2/verifications/call",
+        {"phone_number": "+13035551234", "verify_profile_id": PROFILE_ID},
+    ),
     "invalid POST call": ("POST", "/v2/verifications/call", {"verify_profile_id": PROFILE_ID}),
 }
 
@@ -49,7 +53,9 @@ def pinned(core: int, command: list[str]) -> list[str]:
 def start_server(port: int) -> tuple[subprocess.Popen[bytes], float]:
     started = time.perf_counter()
     process = subprocess.Popen(
-        pinned(0, [sys.executable, "-m", "verifymock", "serve", "--port", str(port), "--quiet", "--log-level", "warning"]),
+        pinned(
+            0, [sys.executable, "-m", "verifymock", "serve", "--port", str(port), "--quiet", "--log-level", "warning"]
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -83,7 +89,9 @@ def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str,
     try:
         output = subprocess.run(
             pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, url]),
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     finally:
         os.unlink(handle.name)

@@ -141,7 +141,9 @@ def _endpoint(mock: Mock, mounted: Mounted, operation: Operation, resolution: Re
                 )
         content = b"" if reply.body is None else orjson.dumps(reply.body)
         return Response(
-            content, status_code=reply.status, headers=reply.headers,
+            content,
+            status_code=reply.status,
+            headers=reply.headers,
             media_type=reply.media_type if reply.body is not None else None,
         )
 

@@ -29,29 +29,72 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"verifymock {__version__}")
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the mock server (the default command)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything beyond "
-                       "loopback needs --control-token)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; anything beyond loopback needs --control-token)",
+    )
     serve.add_argument("--port", type=int, default=4010, help="port to bind (default 4010; 0 picks a free one)")
-    serve.add_argument("--specs", type=_folder, action="append", default=[], metavar="DIR",
-                       help="a folder of OpenAPI documents served beside the bundled ones; a file named like a "
-                       "bundled one replaces it (repeatable)")
-    serve.add_argument("--handlers", type=_folder, action="append", default=[], metavar="DIR",
-                       help="a folder of handler modules (<spec name>.py), searched before the bundled handlers "
-                       "(repeatable)")
-    serve.add_argument("--scenarios", type=_folder, action="append", default=[], metavar="DIR",
-                       help="a folder of scenario files added to the bundled ones (repeatable)")
-    serve.add_argument("--no-bundled", action="store_true",
-                       help="serve only the folders given, without the bundled specs, handlers and scenarios")
-    serve.add_argument("--control-token", metavar="TOKEN",
-                       help="require `Authorization: Bearer TOKEN` on the control API (/_mock)")
-    serve.add_argument("--api-key", action="append", default=[], metavar="KEY", dest="api_keys",
-                       help="accept only these Telnyx API keys (repeatable; default: any key)")
-    serve.add_argument("--max-body-bytes", type=int, default=MIB, metavar="N",
-                       help=f"largest request body accepted (default {MIB}); larger ones get a 413")
-    serve.add_argument("--journal-size", type=int, default=DEFAULT_SIZE, metavar="N",
-                       help=f"requests kept in the journal (default {DEFAULT_SIZE}); the oldest are dropped")
-    serve.add_argument("--no-self-check", action="store_true",
-                       help="do not validate responses against the specs before sending them (on by default)")
+    serve.add_argument(
+        "--specs",
+        type=_folder,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of OpenAPI documents served beside the bundled ones; a file named like a "
+        "bundled one replaces it (repeatable)",
+    )
+    serve.add_argument(
+        "--handlers",
+        type=_folder,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of handler modules (<spec name>.py), searched before the bundled handlers (repeatable)",
+    )
+    serve.add_argument(
+        "--scenarios",
+        type=_folder,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of scenario files added to the bundled ones (repeatable)",
+    )
+    serve.add_argument(
+        "--no-bundled",
+        action="store_true",
+        help="serve only the folders given, without the bundled specs, handlers and scenarios",
+    )
+    serve.add_argument(
+        "--control-token", metavar="TOKEN", help="require `Authorization: Bearer TOKEN` on the control API (/_mock)"
+    )
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        dest="api_keys",
+        help="accept only these Telnyx API keys (repeatable; default: any key)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=MIB,
+        metavar="N",
+        help=f"largest request body accepted (default {MIB}); larger ones get a 413",
+    )
+    serve.add_argument(
+        "--journal-size",
+        type=int,
+        default=DEFAULT_SIZE,
+        metavar="N",
+        help=f"requests kept in the journal (default {DEFAULT_SIZE}); the oldest are dropped",
+    )
+    serve.add_argument(
+        "--no-self-check",
+        action="store_true",
+        help="do not validate responses against the specs before sending them (on by default)",
+    )
     serve.add_argument("--quiet", action="store_true", help="no per-request log line")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return root
@@ -76,7 +119,7 @@ def config_from(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["serve", *argv]
     args = parser().parse_args(argv)
     if args.command is None:

@@ -43,7 +43,9 @@ class Config:
     def check(self) -> None:
         if not is_loopback(self.host) and not self.control_token:
             raise ConfigError(
-                "--host", self.host, "binding beyond loopback exposes the control API to the network",
+                "--host",
+                self.host,
+                "binding beyond loopback exposes the control API to the network",
                 "set --control-token so /_mock requires `Authorization: Bearer <token>`",
             )
         for flag, folders in (("--specs", self.specs), ("--handlers", self.handlers), ("--scenarios", self.scenarios)):

@@ -21,16 +21,39 @@ _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trac
 # Keywords with the same meaning in JSON Schema 2020-12 (as OpenAPI 3.1 uses it) and in OpenAPI 3.0.
 _SAME = frozenset(
     {
-        "title", "description", "default", "enum", "format", "pattern", "multipleOf", "maximum", "minimum",
-        "maxLength", "minLength", "maxItems", "minItems", "uniqueItems", "maxProperties", "minProperties",
-        "required", "readOnly", "writeOnly", "deprecated", "example", "discriminator", "xml", "externalDocs",
+        "title",
+        "description",
+        "default",
+        "enum",
+        "format",
+        "pattern",
+        "multipleOf",
+        "maximum",
+        "minimum",
+        "maxLength",
+        "minLength",
+        "maxItems",
+        "minItems",
+        "uniqueItems",
+        "maxProperties",
+        "minProperties",
+        "required",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+        "example",
+        "discriminator",
+        "xml",
+        "externalDocs",
     }
 )
 # Annotations only: 2020-12 does not assert them, so leaving them out of the view loses no check.
 _ANNOTATIONS = frozenset({"$comment", "contentMediaType", "contentEncoding", "contentSchema", "$schema"})
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 # Allowed beside `$ref` without turning it into `allOf`: they describe, they do not constrain.
-_REF_SIBLING_ANNOTATIONS = frozenset({"description", "summary", "title", "example", "examples", "deprecated", "$comment"})
+_REF_SIBLING_ANNOTATIONS = frozenset(
+    {"description", "summary", "title", "example", "examples", "deprecated", "$comment"}
+)
 
 _UNEXPRESSIBLE = {
     "prefixItems": "tuple validation has no OpenAPI 3.0 form",
@@ -250,7 +273,9 @@ class _Converter:
             elif key == "properties":
                 out[key] = {name: self.schema(sub, f"{here}{pointer(name)}") for name, sub in value.items()}
             elif key in ("additionalProperties", "not"):
-                out[key] = value if isinstance(value, bool) and key == "additionalProperties" else self.schema(value, here)
+                out[key] = (
+                    value if isinstance(value, bool) and key == "additionalProperties" else self.schema(value, here)
+                )
             elif key == "items":
                 if isinstance(value, list):
                     self.fail(here, "`items` must be a schema in OpenAPI 3.1", "use prefixItems for tuples")
@@ -261,7 +286,9 @@ class _Converter:
             elif key in ("exclusiveMinimum", "exclusiveMaximum"):
                 continue  # folded in with minimum / maximum below
             else:
-                self.fail(here, f"unknown schema keyword `{key}`", "remove it, or prefix it with x- if it is an extension")
+                self.fail(
+                    here, f"unknown schema keyword `{key}`", "remove it, or prefix it with x- if it is an extension"
+                )
         self._bounds(schema, out, at)
         if "enum" in schema and "const" in schema:
             self.fail(f"{at}/const", "`const` beside `enum` is ambiguous", "keep one of them")
@@ -269,17 +296,15 @@ class _Converter:
         return out
 
     def _bounds(self, schema: dict[str, JSON], out: dict[str, JSON], at: str) -> None:
-        for exclusive, inclusive, stricter in (
-            ("exclusiveMinimum", "minimum", lambda ex, inc: ex >= inc),
-            ("exclusiveMaximum", "maximum", lambda ex, inc: ex <= inc),
-        ):
+        for exclusive, inclusive, sign in (("exclusiveMinimum", "minimum", 1), ("exclusiveMaximum", "maximum", -1)):
             if exclusive not in schema:
                 continue
             bound = schema[exclusive]
             if isinstance(bound, bool) or not isinstance(bound, (int, float)):
                 self.fail(f"{at}/{exclusive}", f"`{exclusive}` must be a number in OpenAPI 3.1")
                 continue
-            if inclusive not in schema or stricter(bound, schema[inclusive]):
+            # the exclusive bound wins unless the inclusive one is strictly tighter
+            if inclusive not in schema or sign * (bound - schema[inclusive]) >= 0:
                 out[inclusive] = bound
                 out[exclusive] = True
 

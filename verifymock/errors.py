@@ -88,4 +88,3 @@ class ApiError(VerifymockError):
 
     def __str__(self) -> str:
         return f"{self.problem.value}: {self.detail}"
-

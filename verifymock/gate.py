@@ -43,7 +43,9 @@ def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[s
         if problems:
             log.error(
                 "error response of %s does not conform to %s: %s",
-                operation.operation_id, mounted.spec.source.name, "; ".join(map(str, problems[:5])),
+                operation.operation_id,
+                mounted.spec.source.name,
+                "; ".join(map(str, problems[:5])),
             )
     return status, headers, orjson.dumps(body)
 
@@ -74,7 +76,7 @@ class Gate:
         started = time.perf_counter()
         config = self.mock.config
         scope.setdefault("extensions", {})  # shared with connexion's routing layer, which records the operation
-        headers = {}
+        headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             key = name.decode("latin-1").lower()
             text = value.decode("latin-1")
@@ -138,7 +140,8 @@ class Gate:
         size = sum(len(name) + len(value) for name, value in scope["headers"])
         if size > config.max_header_bytes:
             return ApiError(
-                Problem.HEADERS_TOO_LARGE, f"The request headers total {size} bytes; the limit is {config.max_header_bytes}."
+                Problem.HEADERS_TOO_LARGE,
+                f"The request headers total {size} bytes; the limit is {config.max_header_bytes}.",
             )
         path = scope["path"]
         if config.control_token and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
@@ -148,7 +151,8 @@ class Gate:
         allowed = self.mock.concrete_paths.get(path)
         if allowed is not None and scope["method"] not in allowed:
             return ApiError(
-                Problem.METHOD_NOT_ALLOWED, "This method is not allowed on this URL.",
+                Problem.METHOD_NOT_ALLOWED,
+                "This method is not allowed on this URL.",
                 headers={"Allow": ", ".join(sorted(allowed))},
             )
         declared = headers.get("content-length", "")

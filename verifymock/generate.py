@@ -105,16 +105,28 @@ def _of_type(doc: dict[str, JSON], schema: dict[str, JSON], kind: str | None, de
     if kind == "string":
         return _string(schema)
     if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        if isinstance(low, bool):
-            low = schema.get("minimum", 0)
-        value = low + (1 if "exclusiveMinimum" in schema else 0)
-        return int(value) if kind == "integer" else float(value)
+        return _number(schema, kind)
     if kind == "boolean":
         return False
     if kind == "null":
         return None
     return {}
+
+
+def _number(schema: dict[str, JSON], kind: str) -> int | float:
+    """The lowest value the bounds allow (3.0 boolean or 3.1 numeric exclusive bounds), kept under the maximum."""
+    exclusive_low = schema.get("exclusiveMinimum")
+    low = schema.get("minimum", 0)
+    if isinstance(exclusive_low, bool):
+        value = low + 1 if exclusive_low else low
+    elif isinstance(exclusive_low, (int, float)):
+        value = max(low, exclusive_low + 1) if "minimum" in schema else exclusive_low + 1
+    else:
+        value = low
+    high = schema.get("maximum")
+    if isinstance(high, (int, float)) and not isinstance(high, bool) and value > high:
+        value = (value - 1 + high) / 2 if kind == "number" else high
+    return int(value) if kind == "integer" else float(value)
 
 
 def _string(schema: dict[str, JSON]) -> str:
@@ -126,11 +138,12 @@ def _string(schema: dict[str, JSON]) -> str:
         from hypothesis import strategies as st
 
         try:
-            return find(
+            found = find(
                 st.from_regex(schema["pattern"]),
                 lambda s: low <= len(s) <= high,
                 settings=settings(database=None, derandomize=True, max_examples=500),
             )
+            return str(found)
         except Exception:  # no match found, or an unusual pattern: the self-check reports what is wrong
             pass
     value = _FORMATS.get(str(schema.get("format")), "string")

@@ -12,10 +12,11 @@ import importlib.util
 import inspect
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from verifymock.errors import HandlerError
 from verifymock.paths import bundled
@@ -70,15 +71,18 @@ def resolve_spec(spec: Spec, handler_dirs: list[Path]) -> dict[str, Resolution]:
         lenient = user_spec and Path(module.__file__ or "").resolve().parent == bundled_handlers
         if unknown and not lenient:
             raise HandlerError(
-                module.__file__ or module.__name__, "GENERIC",
+                module.__file__ or module.__name__,
+                "GENERIC",
                 f"names operations {sorted(unknown)} that {spec.source.name} does not have",
                 "remove them from GENERIC",
             )
         for operation_id in generic:
             if callable(getattr(module, snake_case(operation_id), None)):
                 raise HandlerError(
-                    module.__file__ or module.__name__, snake_case(operation_id),
-                    f"{operation_id} is both handled and listed in GENERIC", "keep one of them",
+                    module.__file__ or module.__name__,
+                    snake_case(operation_id),
+                    f"{operation_id} is both handled and listed in GENERIC",
+                    "keep one of them",
                 )
     for operation_id in spec.operations:
         name = snake_case(operation_id)

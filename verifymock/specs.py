@@ -83,7 +83,7 @@ def base_path_of(doc: dict[str, Any]) -> str:
     """The path part of the first `servers` URL, with server variables at their defaults."""
     servers = doc.get("servers") or [{"url": "/"}]
     server = servers[0]
-    url = server.get("url", "/")
+    url = str(server.get("url", "/"))
     for name, variable in (server.get("variables") or {}).items():
         url = url.replace("{" + name + "}", str(variable.get("default", "")))
     return urlparse(url).path.rstrip("/")
@@ -129,8 +129,10 @@ def load_spec(path: Path) -> Spec:
             operation_id = definition.get("operationId") or synthetic_operation_id(method, route)
             if operation_id in spec.operations:
                 raise SpecError(
-                    str(path), pointer("paths", route, method, "operationId"),
-                    f"operationId {operation_id!r} is used twice", "give every operation its own operationId",
+                    str(path),
+                    pointer("paths", route, method, "operationId"),
+                    f"operationId {operation_id!r} is used twice",
+                    "give every operation its own operationId",
                 )
             # connexion needs an operationId to route; the original stays untouched
             view["paths"][route][method]["operationId"] = operation_id

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import codecs
 from email.message import Message
-from urllib.parse import parse_qsl
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
+from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
 from connexion.middleware.request_validation import (
     RequestValidationAPI,
     RequestValidationMiddleware,
     RequestValidationOperation,
 )
-from connexion.utils import is_nullable, is_null
+from connexion.utils import is_null, is_nullable
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
-from connexion.datastructures import MediaTypeDict
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.exceptions import best_match
 from starlette.types import Scope
@@ -63,8 +63,10 @@ def error_from_schema(error: ValidationError, *, parameter: str | None = None) -
         path.append(missing)
         where = parameter or missing
         return ApiError(
-            Problem.MISSING_PARAMETER, f"The '{where}' parameter is required.",
-            pointer=None if parameter else pointer(*path), parameter=parameter,
+            Problem.MISSING_PARAMETER,
+            f"The '{where}' parameter is required.",
+            pointer=None if parameter else pointer(*path),
+            parameter=parameter,
         )
     names = [p for p in path if not p.isdigit()]
     field = names[-1] if names else (parameter or "")
@@ -76,8 +78,10 @@ def error_from_schema(error: ValidationError, *, parameter: str | None = None) -
         problem = Problem.INVALID_PARAMETER
     subject = f"'{field}'" if field else "The request body"
     return ApiError(
-        problem, f"{subject} is invalid: {error.message}",
-        pointer=None if parameter else pointer(*path), parameter=parameter,
+        problem,
+        f"{subject} is invalid: {error.message}",
+        pointer=None if parameter else pointer(*path),
+        parameter=parameter,
     )
 
 
@@ -90,7 +94,7 @@ def _parse_json(raw: bytes, encoding: str) -> Any:
         raise ApiError(Problem.INVALID_JSON, f"The request body is not valid JSON: {exc}") from exc
 
 
-class JSONBodyValidator(JSONRequestBodyValidator):
+class JSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
     async def _parse(self, stream: Any, scope: Scope) -> Any:
         raw = b"".join([chunk async for chunk in stream])
         if not raw.strip():
@@ -107,7 +111,7 @@ class JSONBodyValidator(JSONRequestBodyValidator):
             raise error_from_schema(error)
 
 
-class ParametersValidator(ParameterValidator):
+class ParametersValidator(ParameterValidator):  # type: ignore[misc]
     @staticmethod
     def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any], param_name: Any = None) -> Any:
         if is_nullable(param) and is_null(value):
@@ -115,7 +119,8 @@ class ParametersValidator(ParameterValidator):
         if value is None:
             if param.get("required"):
                 return ApiError(
-                    Problem.MISSING_PARAMETER, f"The {parameter_type} parameter '{param['name']}' is required.",
+                    Problem.MISSING_PARAMETER,
+                    f"The {parameter_type} parameter '{param['name']}' is required.",
                     parameter=param["name"],
                 )
             return None
@@ -130,7 +135,7 @@ class ParametersValidator(ParameterValidator):
                 raise ApiError(Problem.INVALID_PARAMETER, f"Unknown query parameter: {names}.", parameter=names)
         self._refuse_malformed_query(request)
         try:
-            request.query_params  # connexion parses lazily, and its deepObject parser can crash on odd nesting
+            _ = request.query_params  # connexion parses lazily, and its deepObject parser can crash on odd nesting
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise ApiError(
                 Problem.INVALID_PARAMETER, "The query string does not fit the operation's parameters."
@@ -146,7 +151,6 @@ class ParametersValidator(ParameterValidator):
                 error = check(param, request)
                 if error:
                     raise error
-
 
     def _refuse_malformed_query(self, request: Any) -> None:
         """What connexion's parser silently drops: a nameless `=value`, and `page=3` for a deepObject parameter
@@ -167,7 +171,7 @@ class ParametersValidator(ParameterValidator):
                 )
 
 
-class _Operation(RequestValidationOperation):
+class _Operation(RequestValidationOperation):  # type: ignore[misc]
     def extract_content_type(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
         # connexion guesses the first declared media type when a body comes without Content-Type; a vendor does not.
         names = {name.lower() for name, _ in headers}
@@ -202,15 +206,17 @@ class _Operation(RequestValidationOperation):
             )
 
 
-class _API(RequestValidationAPI):
+class _API(RequestValidationAPI):  # type: ignore[misc]
     def make_operation(self, operation: Any) -> RequestValidationOperation:
         return _Operation(
-            self.next_app, operation=operation, strict_validation=self.strict_validation,
+            self.next_app,
+            operation=operation,
+            strict_validation=self.strict_validation,
             validator_map=self.validator_map,
         )
 
 
-class RequestValidation(RequestValidationMiddleware):
+class RequestValidation(RequestValidationMiddleware):  # type: ignore[misc]
     """connexion's request validation with our validators and vendor-neutral errors."""
 
     api_cls = _API

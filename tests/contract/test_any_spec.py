@@ -33,7 +33,11 @@ WIDGETS_31: dict[str, Any] = {
                                     "type": "object",
                                     "required": ["items", "next"],
                                     "properties": {
-                                        "items": {"type": "array", "minItems": 2, "items": {"$ref": "#/components/schemas/Widget"}},
+                                        "items": {
+                                            "type": "array",
+                                            "minItems": 2,
+                                            "items": {"$ref": "#/components/schemas/Widget"},
+                                        },
                                         "next": {"type": ["string", "null"], "format": "uri"},
                                     },
                                 }
@@ -154,13 +158,16 @@ def test_any_spec_nonconforming_handler_is_a_500_naming_the_pointer(
     (handlers / "widgets.py").write_text(
         "def list_widgets():\n    return {'items': [{'id': 'nope', 'sku': 'AB-12', 'weight': 1}] * 2, 'next': None}\n"
     )
-    with TestClient(create_app(Config(specs=[user_specs], handlers=[handlers]))) as client, caplog.at_level(
-        logging.ERROR, logger="verifymock"
+    with (
+        TestClient(create_app(Config(specs=[user_specs], handlers=[handlers]))) as client,
+        caplog.at_level(logging.ERROR, logger="verifymock"),
     ):
         response = client.get("/widgets/v1/widgets")
     assert response.status_code == 500
     assert "/items/0/id" in response.json()["detail"]
-    assert any("/items/0/id" in record.getMessage() and "listWidgets" in record.getMessage() for record in caplog.records)
+    assert any(
+        "/items/0/id" in record.getMessage() and "listWidgets" in record.getMessage() for record in caplog.records
+    )
 
     with TestClient(create_app(Config(specs=[user_specs], handlers=[handlers], self_check=False))) as client:
         assert client.get("/widgets/v1/widgets").status_code == 200

@@ -22,7 +22,9 @@ def test_resolution_every_bundled_operation_is_handled_or_knowingly_generic(path
     generic = generic_by_declaration(spec, HANDLERS)
     for operation_id, resolution in resolutions.items():
         handled = resolution.handler is not None
-        assert handled != (operation_id in generic), f"{operation_id}: handled={handled}, generic={operation_id in generic}"
+        assert handled != (operation_id in generic), (
+            f"{operation_id}: handled={handled}, generic={operation_id in generic}"
+        )
 
 
 def test_resolution_bundled_specs_exist() -> None:

@@ -17,7 +17,6 @@ import pytest
 
 from tests.helpers import PROFILE_ID, REPO, TELNYX_AUTH, write_spec
 
-
 VERIFYMOCK = [sys.executable, "-m", "verifymock"]
 
 
@@ -33,8 +32,12 @@ def running(
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     process = subprocess.Popen(
-        [*VERIFYMOCK, "serve", *options, "--port", str(port)], cwd=cwd, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [*VERIFYMOCK, "serve", *options, "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -81,8 +84,15 @@ def test_cli_serves_a_user_specs_folder(tmp_path: Path) -> None:
             "openapi": "3.1.0",
             "info": {"title": "hello", "version": "1"},
             "servers": [{"url": "/hello"}],
-            "paths": {"/greeting": {"get": {"responses": {"200": {"description": "ok", "content": {
-                "application/json": {"example": {"text": "hi"}}}}}}}},
+            "paths": {
+                "/greeting": {
+                    "get": {
+                        "responses": {
+                            "200": {"description": "ok", "content": {"application/json": {"example": {"text": "hi"}}}}
+                        }
+                    }
+                }
+            },
         },
     )
     with running(["--specs", str(specs)], cwd=tmp_path) as (url, _):
@@ -92,7 +102,10 @@ def test_cli_serves_a_user_specs_folder(tmp_path: Path) -> None:
 
 def test_cli_refuses_a_public_bind_without_control_token(tmp_path: Path) -> None:
     result = subprocess.run(
-        [*VERIFYMOCK, "serve", "--host", "0.0.0.0", "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
+        [*VERIFYMOCK, "serve", "--host", "0.0.0.0", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=30,
     )
     assert result.returncode == 2
@@ -103,12 +116,19 @@ def test_cli_reports_a_bad_spec_with_file_and_pointer(tmp_path: Path) -> None:
     specs = tmp_path / "bad"
     specs.mkdir()
     path = write_spec(
-        specs, "broken",
-        {"openapi": "3.1.0", "info": {"title": "b", "version": "1"},
-         "components": {"schemas": {"X": {"type": "array", "prefixItems": [{"type": "string"}]}}}},
+        specs,
+        "broken",
+        {
+            "openapi": "3.1.0",
+            "info": {"title": "b", "version": "1"},
+            "components": {"schemas": {"X": {"type": "array", "prefixItems": [{"type": "string"}]}}},
+        },
     )
     result = subprocess.run(
-        [*VERIFYMOCK, "serve", "--specs", str(specs), "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
+        [*VERIFYMOCK, "serve", "--specs", str(specs), "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=30,
     )
     assert result.returncode == 2
@@ -126,7 +146,8 @@ def test_cli_installed_wheel_serves_bundled_files_from_any_directory(tmp_path: P
     elsewhere.mkdir()
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(REPO)],
-        check=True, timeout=300,
+        check=True,
+        timeout=300,
     )
     [wheel] = wheels.glob("verifymock-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -137,7 +158,8 @@ def test_cli_installed_wheel_serves_bundled_files_from_any_directory(tmp_path: P
     assert "verifymock = verifymock.cli:main" in entry_points
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
-        check=True, timeout=300,
+        check=True,
+        timeout=300,
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     with running([], cwd=elsewhere, env=env) as (url, _):

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.core.parameters import ParameterLocation
 
 from tests.helpers import REPO
 from verifymock.config import Config
@@ -21,6 +21,14 @@ AUTH = {"Authorization": f"Bearer {FUZZ_KEY}"}
 # CI runs a fixed, repeatable set; VERIFYMOCK_FUZZ_EXAMPLES=N runs N random examples per operation instead
 MAX_EXAMPLES = int(os.environ.get("VERIFYMOCK_FUZZ_EXAMPLES", "40"))
 REPEATABLE = "VERIFYMOCK_FUZZ_EXAMPLES" not in os.environ
+
+
+def credentials(case: Any) -> dict[str, str] | None:
+    """A valid key, unless this case deliberately breaks the headers (a missing Authorization must stay missing)."""
+    headers = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
+    if headers is not None and headers.mode == schemathesis.GenerationMode.NEGATIVE:
+        return None
+    return AUTH
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +51,7 @@ def _fuzz_test(name: str) -> Any:
         suppress_health_check=list(HealthCheck),
     )
     def test(case: Any, fuzz_server: Running) -> None:
-        case.call_and_validate(base_url=fuzz_server.url + base_path, headers=AUTH)
+        case.call_and_validate(base_url=fuzz_server.url + base_path, headers=credentials(case))
 
     return test
 
