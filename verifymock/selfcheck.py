@@ -9,13 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from openapi_schema_validator import OAS30Validator, OAS31Validator
+from connexion.json_schema import Draft4ResponseValidator
+from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
 from verifymock.convert import pointer
 from verifymock.generate import resolve
 from verifymock.specs import Operation, Spec
+
+
+_FORMATS = FormatChecker()
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class ResponseChecker:
         self._spec = spec
         self._uri = f"urn:verifymock:spec:{spec.name}"
         is31 = spec.version.startswith("3.1")
-        self._validator_cls = OAS31Validator if is31 else OAS30Validator
+        # 3.1 schemas are JSON Schema 2020-12; 3.0 ones are Draft 4 plus `nullable` and `writeOnly`
+        self._validator_cls: Any = Draft202012Validator if is31 else Draft4ResponseValidator
         specification = DRAFT202012 if is31 else DRAFT4
         self._registry: Registry[Any] = Registry().with_resource(
             self._uri, specification.create_resource(spec.original)
@@ -105,6 +110,6 @@ class ResponseChecker:
             validator = self._validators[schema_pointer] = self._validator_cls(
                 {"$ref": f"{self._uri}#{schema_pointer}"},
                 registry=self._registry,
-                format_checker=self._validator_cls.FORMAT_CHECKER,
+                format_checker=_FORMATS,
             )
         return validator
