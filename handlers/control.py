@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from verifymock.engine import engine
+from verifymock.errors import ApiError, Problem
 from verifymock.reply import Reply
 
 Body = dict[str, Any]
@@ -26,3 +27,72 @@ def list_journal(operation_id: str | None = None, vendor: str | None = None, pho
 
 def list_specs() -> Body:
     return {"data": engine().describe()}
+
+
+def _clock(**extra: Any) -> Body:
+    clock = engine().clock
+    return {"now": clock.now_datetime().isoformat().replace("+00:00", "Z"), "mode": clock.label, **extra}
+
+
+def get_clock() -> Body:
+    return _clock()
+
+
+async def advance_clock(body: Body) -> Body:
+    ran = await engine().clock.advance(float(body["seconds"]))
+    return _clock(timers_run=ran)
+
+
+def get_handset(phone_number: str) -> Body:
+    return engine().phones.handset(phone_number)
+
+
+async def _act(phone_number: str, action: str, *args: str) -> Body:
+    phones = engine().phones
+    call = phones.current_call(phone_number)
+    getattr(phones, action)(call, *args)
+    await engine().webhooks.settle()  # what the action caused has been attempted when this answers
+    return call.to_json()
+
+
+async def answer_call(phone_number: str) -> Body:
+    return await _act(phone_number, "answer")
+
+
+async def press_digits(phone_number: str, body: Body) -> Body:
+    return await _act(phone_number, "press", body["digits"])
+
+
+async def hangup_call(phone_number: str) -> Body:
+    return await _act(phone_number, "hangup")
+
+
+async def decline_call(phone_number: str) -> Body:
+    return await _act(phone_number, "decline")
+
+
+def list_scenarios() -> Body:
+    return {"data": [s.to_json() for s in engine().scenarios.all.values()]}
+
+
+def list_bindings() -> Body:
+    return {"data": [{"phone_number": n, "scenario": s} for n, s in engine().scenarios.bindings.items()]}
+
+
+def bind_scenario(phone_number: str, body: Body) -> Body:
+    engine().scenarios.bind(phone_number, body["scenario"])
+    return {"phone_number": phone_number, "scenario": body["scenario"]}
+
+
+def unbind_scenario(phone_number: str) -> Reply:
+    if not engine().scenarios.unbind(phone_number):
+        raise ApiError(Problem.NOT_FOUND, f"{phone_number} is not bound to a scenario.")
+    return Reply(None, 204)
+
+
+def list_webhooks() -> Body:
+    return {"data": [d.to_json() for d in engine().webhooks.deliveries]}
+
+
+def get_keys() -> Body:
+    return {"telnyx": {"public_key": engine().signer.public_key}}

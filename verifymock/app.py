@@ -9,12 +9,13 @@ Every failure on the way becomes an `ApiError`, rendered by the renderer of the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import orjson
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
@@ -28,6 +29,7 @@ from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from verifymock import jsonio
 from verifymock.config import Config
 from verifymock.engine import Mock, Mounted
 from verifymock.errors import ApiError, Problem
@@ -37,7 +39,7 @@ from verifymock.reply import Reply
 from verifymock.resolver import Resolution, accepted_arguments
 from verifymock.security import security_map
 from verifymock.selfcheck import media_key, response_key
-from verifymock.specs import Operation
+from verifymock.specs import Operation, Spec, merged_view, routed_id
 from verifymock.validation import VALIDATORS, RequestValidation
 
 log = logging.getLogger("verifymock")
@@ -59,8 +61,19 @@ def create_app(config: Config | None = None) -> Gate:
     """The ASGI app serving every spec in the configured folders. Raises `ConfigErrors` for bad input."""
     config = config or Config()
     mock = Mock(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        ticking = asyncio.get_running_loop().create_task(mock.clock.run_forever())
+        try:
+            yield
+        finally:
+            ticking.cancel()
+            await mock.webhooks.settle()
+
     app = AsyncApp(
         "verifymock",
+        lifespan=lifespan,
         middlewares=[
             ServerErrorMiddleware,
             ExceptionMiddleware,
@@ -73,15 +86,19 @@ def create_app(config: Config | None = None) -> Gate:
         validator_map=VALIDATORS,
         security_map=security_map(config),
     )
-    for mounted in mock.mounted:
-        endpoints = {
-            op_id: _endpoint(mock, mounted, mounted.spec.operations[op_id], resolution)
-            for op_id, resolution in mounted.resolutions.items()
-        }
+    endpoints = {
+        routed_id(mounted.spec.name, op_id): _endpoint(mock, mounted, mounted.spec.operations[op_id], resolution)
+        for mounted in mock.mounted
+        for op_id, resolution in mounted.resolutions.items()
+    }
+    by_base: dict[str, list[Spec]] = {}
+    for mounted in mock.mounted:  # user documents first, so they win a path they share with a bundled one
+        by_base.setdefault(mounted.spec.base_path, []).append(mounted.spec)
+    for base_path, specs in by_base.items():
         app.add_api(
-            mounted.spec.view,
-            base_path=mounted.spec.base_path,
-            name=mounted.spec.name,
+            merged_view(specs),
+            base_path=base_path,
+            name="+".join(s.name for s in specs),
             resolver=Resolver(function_resolver=endpoints.__getitem__),
         )
 
@@ -139,7 +156,7 @@ def _endpoint(mock: Mock, mounted: Mounted, operation: Operation, resolution: Re
                     f"verifymock bug: the {reply.status} response of {operation.operation_id} does not conform to "
                     f"{mounted.spec.source.name}: {listed}",
                 )
-        content = b"" if reply.body is None else orjson.dumps(reply.body)
+        content = b"" if reply.body is None else jsonio.dumps(reply.body)
         return Response(
             content,
             status_code=reply.status,

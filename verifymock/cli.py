@@ -61,6 +61,19 @@ def parser() -> argparse.ArgumentParser:
         help="a folder of scenario files added to the bundled ones (repeatable)",
     )
     serve.add_argument(
+        "--clock",
+        default="real",
+        metavar="MODE",
+        help="real (default), manual (moves only through POST /_mock/clock/advance) or scaled:N "
+        "(N times faster than real time)",
+    )
+    serve.add_argument(
+        "--telnyx-signing-key",
+        metavar="BASE64",
+        help="base64 32-byte Ed25519 seed that signs Telnyx webhooks (default: a new key at each start; "
+        "GET /_mock/keys gives the public key)",
+    )
+    serve.add_argument(
         "--no-bundled",
         action="store_true",
         help="serve only the folders given, without the bundled specs, handlers and scenarios",
@@ -114,6 +127,8 @@ def config_from(args: argparse.Namespace) -> Config:
         control_token=args.control_token,
         api_keys=args.api_keys,
         access_log=not args.quiet,
+        clock=args.clock,
+        telnyx_signing_key=args.telnyx_signing_key,
     )
 
 

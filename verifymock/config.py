@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from verifymock.clock import parse_mode
 from verifymock.errors import ConfigError
 from verifymock.journal import DEFAULT_SIZE
 from verifymock.paths import bundled
@@ -28,6 +29,8 @@ class Config:
     control_token: str | None = None
     api_keys: list[str] = field(default_factory=list)  # empty: any bearer key is accepted
     access_log: bool = True
+    clock: str = "real"  # real, manual or scaled:N
+    telnyx_signing_key: str | None = None  # base64 Ed25519 seed (32 bytes); generated at start when absent
 
     def spec_dirs(self) -> list[Path]:
         """Bundled first, so a user's file of the same name replaces the bundled one."""
@@ -41,6 +44,7 @@ class Config:
         return ([bundled("scenarios")] if self.bundled else []) + list(self.scenarios)
 
     def check(self) -> None:
+        parse_mode(self.clock)
         if not is_loopback(self.host) and not self.control_token:
             raise ConfigError(
                 "--host",

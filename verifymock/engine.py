@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -9,17 +10,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from verifymock.calls import Phones
+from verifymock.clock import Clock
 from verifymock.config import Config
-from verifymock.errors import ConfigError, ConfigErrors
+from verifymock.errors import ApiError, ConfigError, ConfigErrors, Problem
 from verifymock.journal import Journal
 from verifymock.paths import bundled
 from verifymock.resolver import Resolution, resolve_spec
+from verifymock.scenarios import HEADER as SCENARIO_HEADER
+from verifymock.scenarios import Scenario, Scenarios
+from verifymock.scenarios import load as load_scenarios
 from verifymock.selfcheck import ResponseChecker
-from verifymock.specs import Operation, Spec, load_spec, spec_files, template_regex
+from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
+from verifymock.vendors.telnyx import Telnyx
+from verifymock.webhooks import TelnyxSigner, Webhooks
 
 log = logging.getLogger("verifymock")
 
 _current: ContextVar[Mock] = ContextVar("verifymock_engine")
+
+
+@dataclass
+class RequestContext:
+    """What the engine needs to know of the request being served."""
+
+    headers: dict[str, str]
+    touched: list[str]
+
+
+_request: ContextVar[RequestContext | None] = ContextVar("verifymock_request", default=None)
 
 
 def engine() -> Mock:
@@ -45,6 +64,13 @@ class Mock:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.journal = Journal(config.journal_size)
+        self.clock = Clock(config.clock)
+        self.scenarios = Scenarios(load_scenarios(config.scenario_dirs()))
+        self.phones = Phones(self.clock)
+        self.signer = TelnyxSigner(config.telnyx_signing_key)
+        self.webhooks = Webhooks(self.clock, self.signer)
+        self.clock.settle = self.webhooks.settle
+        self.telnyx = Telnyx(self)
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.base_path), reverse=True)
         self._reset_hooks: list[Callable[[], None]] = []
@@ -104,8 +130,51 @@ class Mock:
 
     def reset(self) -> None:
         self.journal.clear()
+        self.clock.clear()
+        self.phones.clear()
+        self.webhooks.clear()
+        self.scenarios.bindings.clear()
+        self.telnyx.clear()
         for hook in self._reset_hooks:
             hook()
+
+    # -- per request ---------------------------------------------------------------------------------------------
+
+    def begin_request(self, headers: dict[str, str]) -> RequestContext:
+        context = RequestContext(headers, [])
+        _request.set(context)
+        return context
+
+    def touch(self, resource_id: str) -> None:
+        """Record in the journal entry of the current request that it created or changed this resource."""
+        context = _request.get()
+        if context is not None and resource_id not in context.touched:
+            context.touched.append(resource_id)
+
+    async def scenario_for(self, phone_number: str | None) -> Scenario:
+        """The scenario this request runs under, with its latency and forced error applied."""
+        context = _request.get()
+        header = context.headers.get(SCENARIO_HEADER) if context else None
+        scenario = self.scenarios.select(phone_number, header)
+        if scenario.latency_ms:
+            await asyncio.sleep(scenario.latency_ms / 1000)
+        if scenario.http is not None:
+            raise ApiError(
+                Problem.INTERNAL if scenario.http.status >= 500 else Problem.UNPROCESSABLE,
+                scenario.http.detail or f"Forced by scenario {scenario.id}.",
+                code=scenario.http.code,
+                status=scenario.http.status,
+            )
+        return scenario
+
+    def check_webhook(self, spec_name: str, schema_pointer: str, body: dict[str, Any]) -> None:
+        """Webhooks are checked against their spec like responses; a mismatch is logged as a mock bug."""
+        mounted = next((m for m in self.mounted if m.spec.name == spec_name), None)
+        if mounted is None or not self.config.self_check:
+            return
+        problems = mounted.checker.check_schema(schema_pointer, body)
+        if problems:
+            log.error("webhook %s does not conform to %s: %s", schema_pointer, spec_name, "; ".join(map(str, problems)))
 
     def mounted_for_path(self, path: str) -> Mounted | None:
         """The spec whose base path is the longest prefix of `path`."""
@@ -115,13 +184,13 @@ class Mock:
                 return m
         return None
 
-    def locate(self, path: str, operation_id: str | None) -> tuple[Mounted | None, Operation | None]:
+    def locate(self, path: str, routed: str | None) -> tuple[Mounted | None, Operation | None]:
         """The spec and operation a request was routed to (or, unrouted, the spec its path falls under)."""
-        candidates = [m for m in self._by_prefix if operation_id in m.spec.operations] if operation_id else []
-        for m in candidates:
-            base = m.spec.base_path
-            if not base or path == base or path.startswith(base + "/"):
-                return m, m.spec.operations[operation_id]  # type: ignore[index]
+        if routed and ROUTED_SEPARATOR in routed:
+            name, _, operation_id = routed.partition(ROUTED_SEPARATOR)
+            for m in self.mounted:
+                if m.spec.name == name and operation_id in m.spec.operations:
+                    return m, m.spec.operations[operation_id]
         return self.mounted_for_path(path), None
 
     def spec_dir_of(self, name: str) -> Path | None:

@@ -36,6 +36,10 @@ class HandlerError(ConfigError):
     """A handler module does not fit the spec it belongs to."""
 
 
+class ScenarioError(ConfigError):
+    """A scenario file does not fit the scenario schema."""
+
+
 class ConfigErrors(VerifymockError):
     """Several start-up problems at once, so the user can fix them all in one go."""
 

@@ -12,9 +12,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from verifymock import jsonio
 from verifymock.engine import Mock
 from verifymock.errors import ApiError, Problem
 from verifymock.journal import Entry
@@ -47,7 +47,7 @@ def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[s
                 mounted.spec.source.name,
                 "; ".join(map(str, problems[:5])),
             )
-    return status, headers, orjson.dumps(body)
+    return status, headers, jsonio.dumps(body)
 
 
 def _journal_body(raw: bytes, content_type: str) -> Any:
@@ -57,8 +57,8 @@ def _journal_body(raw: bytes, content_type: str) -> Any:
         return raw[:_JOURNAL_BODY_LIMIT].decode("utf-8", "replace") + f"… ({len(raw)} bytes, truncated)"
     if "json" in content_type:
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            return jsonio.loads(raw)
+        except ValueError:
             pass
     return raw.decode("utf-8", "replace")
 
@@ -82,6 +82,7 @@ class Gate:
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
+        context = self.mock.begin_request(headers)
         raw = b""
         error = self._refuse_early(scope, headers)
         if error is None:
@@ -130,6 +131,7 @@ class Gate:
                 request_body=_journal_body(raw, headers.get("content-type", "")),
                 response_body=_journal_body(response_body, "json"),
                 duration_ms=elapsed,
+                touched=context.touched,
             )
         )
         if config.access_log:

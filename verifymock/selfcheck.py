@@ -18,7 +18,6 @@ from verifymock.convert import pointer
 from verifymock.generate import resolve
 from verifymock.specs import Operation, Spec
 
-
 _FORMATS = FormatChecker()
 
 

@@ -101,6 +101,14 @@ def vendor_of(doc: dict[str, Any]) -> str:
     return "generic"
 
 
+ROUTED_SEPARATOR = "::"
+
+
+def routed_id(spec_name: str, operation_id: str) -> str:
+    """The operationId connexion routes by: unique across every mounted spec."""
+    return f"{spec_name}{ROUTED_SEPARATOR}{operation_id}"
+
+
 def synthetic_operation_id(method: str, path: str) -> str:
     words = re.sub(r"[^0-9A-Za-z]+", "_", path).strip("_")
     return f"{method}_{words}" if words else method
@@ -134,8 +142,9 @@ def load_spec(path: Path) -> Spec:
                     f"operationId {operation_id!r} is used twice",
                     "give every operation its own operationId",
                 )
-            # connexion needs an operationId to route; the original stays untouched
-            view["paths"][route][method]["operationId"] = operation_id
+            # connexion keys operations by operationId across all specs; the spec name keeps two specs that share
+            # an operationId (Telnyx's own document beside ours) apart. The original stays untouched.
+            view["paths"][route][method]["operationId"] = routed_id(path.stem, operation_id)
             spec.operations[operation_id] = Operation(
                 operation_id, method, route, definition, pointer("paths", route, method)
             )
@@ -165,3 +174,57 @@ def spec_files(directories: list[Path]) -> list[Path]:
             if path.suffix in SPEC_SUFFIXES and not path.name.startswith("."):
                 by_name[path.stem] = path
     return list(by_name.values())
+
+
+def merged_view(specs: list[Spec]) -> dict[str, Any]:
+    """One connexion view for several specs mounted at the same base path, earlier specs winning a shared path.
+
+    connexion cannot mount two documents at one base path reliably (it sorts them with a comparison that is not
+    a total order), so their views are merged: components are renamed per spec, references and security
+    requirements follow, and each operation carries its document's security.
+    """
+    if len(specs) == 1:
+        return specs[0].view
+    merged: dict[str, Any] = {"openapi": "3.0.3", "info": {"title": " + ".join(s.name for s in specs), "version": "1"}}
+    paths: dict[str, Any] = {}
+    components: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        prefix = f"{spec.name}__"
+        view = _renamed(spec.view, prefix)
+        for kind, entries in (view.get("components") or {}).items():
+            target = components.setdefault(kind, {})
+            target.update({f"{prefix}{name}": value for name, value in entries.items()})
+        security = view.get("security")
+        for route, item in (view.get("paths") or {}).items():
+            if route in paths:
+                continue  # an earlier (user) document owns this path
+            for method in HTTP_METHODS:
+                operation = item.get(method)
+                if isinstance(operation, dict) and "security" not in operation and security is not None:
+                    operation["security"] = security
+            paths[route] = item
+    merged["paths"] = dict(sorted(paths.items(), key=lambda entry: route_specificity(entry[0])))
+    merged["components"] = components
+    return merged
+
+
+def _renamed(view: dict[str, Any], prefix: str) -> Any:
+    """A copy of a view whose component references and security requirement names carry `prefix`."""
+
+    def walk(node: Any, key: str | None = None) -> Any:
+        if isinstance(node, dict):
+            if key == "mapping":  # a discriminator's mapping: values are schema references
+                return {k: walk({"$ref": v})["$ref"] if isinstance(v, str) else v for k, v in node.items()}
+            out = {k: walk(v, k) for k, v in node.items()}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/"):
+                _, _, kind, name, *rest = ref.split("/")
+                out["$ref"] = "/".join(["#", "components", kind, prefix + name, *rest])
+            return out
+        if isinstance(node, list):
+            if key == "security":
+                return [{prefix + name: scopes for name, scopes in requirement.items()} for requirement in node]
+            return [walk(item) for item in node]
+        return node
+
+    return walk(view)

@@ -11,7 +11,6 @@ from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
 from connexion.middleware.request_validation import (
@@ -25,6 +24,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError, val
 from jsonschema.exceptions import best_match
 from starlette.types import Scope
 
+from verifymock import jsonio
 from verifymock.convert import pointer
 from verifymock.errors import ApiError, Problem
 
@@ -89,8 +89,8 @@ def _parse_json(raw: bytes, encoding: str) -> Any:
     try:
         if encoding.lower().replace("-", "") not in ("utf8", "ascii"):
             raw = raw.decode(encoding).encode("utf-8")
-        return orjson.loads(raw)  # rejects invalid UTF-8 and nesting deeper than 1,024 without recursing
-    except (orjson.JSONDecodeError, UnicodeError, LookupError) as exc:
+        return jsonio.loads(raw)
+    except (ValueError, LookupError) as exc:
         raise ApiError(Problem.INVALID_JSON, f"The request body is not valid JSON: {exc}") from exc
 
 

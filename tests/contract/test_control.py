@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from tests.helpers import PROFILE_ID, TELNYX_AUTH
+from tests.helpers import PROFILE_ID, TELNYX_AUTH, make_profile
 from verifymock.app import create_app
 from verifymock.config import Config
 
@@ -16,24 +16,30 @@ def test_control_health_answers_ok(client: TestClient) -> None:
 
 
 def test_control_journal_records_requests_newest_last(client: TestClient) -> None:
-    client.post("/v2/verifications/call", json=CALL, headers={**TELNYX_AUTH, "X-Trace": "1"})
+    profile_id = make_profile(client)
+    body = {**CALL, "verify_profile_id": profile_id}
+    client.post("/v2/verifications/call", json=body, headers={**TELNYX_AUTH, "X-Trace": "1"})
     client.get("/v2/verifications/by_phone_number/+13035550000", headers=TELNYX_AUTH)
     entries = client.get("/_mock/journal").json()["data"]
-    assert [e["operation_id"] for e in entries] == ["CreateVerificationCall", "ListVerifications"]
-    first = entries[0]
-    assert first["method"] == "POST"
-    assert first["path"] == "/v2/verifications/call"
-    assert first["vendor"] == "telnyx"
-    assert first["status_code"] == 200
-    assert first["request"]["headers"]["x-trace"] == "1"
-    assert first["request"]["body"] == CALL
-    assert first["response"]["body"]["data"]["type"] == "call"
-    assert entries[0]["id"] < entries[1]["id"]
+    assert [e["operation_id"] for e in entries] == ["CreateVerifyProfile", "CreateVerificationCall", "ListVerifications"]
+    call = entries[1]
+    assert call["method"] == "POST"
+    assert call["path"] == "/v2/verifications/call"
+    assert call["vendor"] == "telnyx"
+    assert call["status_code"] == 200
+    assert call["request"]["headers"]["x-trace"] == "1"
+    assert call["request"]["body"] == body
+    verification_id = call["response"]["body"]["data"]["id"]
+    assert call["touched"] == [verification_id]
+    assert entries[0]["touched"] == [profile_id]
+    assert entries[0]["id"] < entries[1]["id"] < entries[2]["id"]
 
 
 def test_control_journal_filters_by_operation_vendor_and_number(client: TestClient) -> None:
-    client.post("/v2/verifications/call", json=CALL, headers=TELNYX_AUTH)
-    client.post("/v2/verifications/sms", json={**CALL, "phone_number": "+447700900123"}, headers=TELNYX_AUTH)
+    profile_id = make_profile(client)
+    call = {**CALL, "verify_profile_id": profile_id}
+    client.post("/v2/verifications/call", json=call, headers=TELNYX_AUTH)
+    client.post("/v2/verifications/sms", json={**call, "phone_number": "+447700900123"}, headers=TELNYX_AUTH)
     client.get("/v2/verifications/by_phone_number/%2B13035551234", headers=TELNYX_AUTH)
 
     def ops(query: str) -> list[str]:
@@ -69,14 +75,13 @@ def test_control_token_guards_the_control_api_only() -> None:
         assert refused.json()["status"] == 401
         assert client.get("/_mock/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/_mock/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        assert client.post("/v2/verifications/call", json=CALL, headers=TELNYX_AUTH).status_code == 200
+        assert client.get("/v2/verify_profiles", headers=TELNYX_AUTH).status_code == 200
 
 
 def test_control_api_keys_limit_telnyx_credentials() -> None:
     with TestClient(create_app(Config(api_keys=["KEY1"]))) as client:
-        assert client.post("/v2/verifications/call", json=CALL, headers=TELNYX_AUTH).status_code == 401
-        ok = client.post("/v2/verifications/call", json=CALL, headers={"Authorization": "Bearer KEY1"})
-        assert ok.status_code == 200
+        assert client.get("/v2/verify_profiles", headers=TELNYX_AUTH).status_code == 401
+        assert client.get("/v2/verify_profiles", headers={"Authorization": "Bearer KEY1"}).status_code == 200
 
 
 def test_control_specs_lists_what_is_mounted(client: TestClient) -> None:

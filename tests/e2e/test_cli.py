@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import PROFILE_ID, REPO, TELNYX_AUTH, write_spec
+from tests.helpers import PROFILE_BODY, REPO, TELNYX_AUTH, write_spec
 
 VERIFYMOCK = [sys.executable, "-m", "verifymock"]
 
@@ -60,9 +60,10 @@ def running(
 def test_cli_serves_bundled_specs_and_logs_one_line_per_request(tmp_path: Path) -> None:
     with running([], cwd=tmp_path) as (url, process):
         assert httpx.get(f"{url}/_mock/health").json() == {"status": "ok"}
+        profile = httpx.post(f"{url}/v2/verify_profiles", json=PROFILE_BODY, headers=TELNYX_AUTH).json()["data"]
         created = httpx.post(
             f"{url}/v2/verifications/call",
-            json={"phone_number": "+13035551234", "verify_profile_id": PROFILE_ID},
+            json={"phone_number": "+13035551234", "verify_profile_id": profile["id"]},
             headers=TELNYX_AUTH,
         )
         assert created.status_code == 200
@@ -71,7 +72,8 @@ def test_cli_serves_bundled_specs_and_logs_one_line_per_request(tmp_path: Path) 
     lines = [line for line in output.splitlines() if "verifymock.access" in line]
     assert sum("POST /v2/verifications/call 200" in line for line in lines) == 1
     assert "POST /v2/verifications/call 200" in lines[-1]
-    assert all("GET /_mock/health 200" in line for line in lines[:-1])  # the start-up probes and ours
+    assert "POST /v2/verify_profiles 200" in lines[-2]
+    assert all("GET /_mock/health 200" in line for line in lines[:-2])  # the start-up probes and ours
 
 
 def test_cli_serves_a_user_specs_folder(tmp_path: Path) -> None:

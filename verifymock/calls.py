@@ -1,0 +1,247 @@
+"""Simulated phone calls and messages, and the virtual handset of each phone number.
+
+A call rings, is answered or not, plays prompts, collects keypresses and hangs up. What the callee does comes
+from the scenario (scripted on the clock) or from the handset API (a person or a test). What the vendor does
+about it lives in a `CallFlow`: one per vendor product, so the same callee behaves correctly against each.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from verifymock.clock import Clock, Timer
+from verifymock.errors import ApiError, Problem
+from verifymock.scenarios import Scenario
+
+RING_TIMEOUT = 30.0  # seconds a call rings before it counts as not answered
+LIVE = ("ringing", "in_progress")
+
+
+class CallFlow(Protocol):
+    """A vendor's rules for one call. Every method is called on the event loop, at clock time."""
+
+    def answered(self, call: Call) -> None: ...
+    def pressed(self, call: Call, digit: str) -> None: ...
+    def ended(self, call: Call, reason: str) -> None: ...
+
+
+@dataclass
+class Call:
+    id: str
+    vendor: str
+    kind: str  # what the vendor placed it for, e.g. "dtmf_confirm"
+    phone_number: str
+    caller_id: str
+    scenario: str
+    started_at: str
+    flow: CallFlow | None = None
+    state: str = "ringing"  # ringing → in_progress → completed, or no_answer / busy / failed / declined / voicemail
+    answered_at: str | None = None
+    ended_at: str | None = None
+    end_reason: str | None = None
+    prompts: list[str] = field(default_factory=list)
+    digits: str = ""
+    timers: list[Timer] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "vendor": self.vendor,
+            "kind": self.kind,
+            "phone_number": self.phone_number,
+            "caller_id": self.caller_id,
+            "scenario": self.scenario,
+            "state": self.state,
+            "started_at": self.started_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "end_reason": self.end_reason,
+            "prompts": list(self.prompts),
+            "digits": self.digits,
+        }
+
+
+@dataclass
+class Message:
+    id: str
+    vendor: str
+    channel: str  # sms, whatsapp
+    phone_number: str
+    sender: str
+    text: str
+    status: str
+    at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "vendor": self.vendor,
+            "channel": self.channel,
+            "phone_number": self.phone_number,
+            "from": self.sender,
+            "text": self.text,
+            "status": self.status,
+            "at": self.at,
+        }
+
+
+class Phones:
+    """Every call and message, by number, and the callee's side of each call."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.calls: list[Call] = []
+        self.messages: list[Message] = []
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.messages.clear()
+
+    # -- what vendors do ------------------------------------------------------------------------------------------
+
+    def place_call(
+        self, *, vendor: str, kind: str, phone_number: str, caller_id: str, scenario: Scenario, flow: CallFlow
+    ) -> Call:
+        call = Call(
+            id=str(uuid.uuid4()),
+            vendor=vendor,
+            kind=kind,
+            phone_number=phone_number,
+            caller_id=caller_id,
+            scenario=scenario.id,
+            started_at=self._stamp(),
+            flow=flow,
+        )
+        self.calls.append(call)
+        callee = scenario.callee
+        ring = min(callee.after, RING_TIMEOUT)
+        if callee.outcome == "answers" and callee.after < RING_TIMEOUT:
+            self._later(call, ring, lambda: self._answer_scripted(call, scenario), "answer")
+        elif callee.outcome in ("busy", "unreachable", "declines", "voicemail"):
+            reason = {"busy": "busy", "unreachable": "failed", "declines": "declined", "voicemail": "voicemail"}
+            self._later(call, ring, lambda: self.finish(call, reason[callee.outcome]), callee.outcome)
+        if callee.outcome != "busy":
+            self._later(call, RING_TIMEOUT, lambda: self._ring_out(call), "ring timeout")
+        return call
+
+    def send_message(
+        self, *, vendor: str, channel: str, phone_number: str, sender: str, text: str, status: str
+    ) -> Message:
+        message = Message(str(uuid.uuid4()), vendor, channel, phone_number, sender, text, status, self._stamp())
+        self.messages.append(message)
+        return message
+
+    def flash_call(self, *, vendor: str, phone_number: str, caller_id: str, scenario: Scenario) -> Call:
+        """A missed call whose caller id carries the code: it rings once and ends."""
+        call = Call(
+            str(uuid.uuid4()),
+            vendor,
+            "flashcall",
+            phone_number,
+            caller_id,
+            scenario.id,
+            self._stamp(),
+            state="completed",
+            end_reason="flash",
+            ended_at=self._stamp(),
+        )
+        self.calls.append(call)
+        return call
+
+    def play(self, call: Call, text: str) -> None:
+        call.prompts.append(text)
+
+    def later(self, call: Call, seconds: float, callback: Any, label: str) -> Timer:
+        """A vendor timer that dies with the call."""
+        return self._later(call, seconds, callback, label)
+
+    def finish(self, call: Call, state: str) -> None:
+        """End a call in one of its final states; the flow hears of it once."""
+        if not call.live:
+            return
+        for timer in call.timers:
+            timer.cancel()
+        call.timers.clear()
+        call.state = "completed" if state in ("hangup", "completed", "callee_hangup") else state
+        call.end_reason = state
+        call.ended_at = self._stamp()
+        if call.flow is not None:
+            call.flow.ended(call, state)
+
+    # -- what the callee does (scenario or handset) ----------------------------------------------------------------
+
+    def answer(self, call: Call) -> None:
+        if call.state != "ringing":
+            raise ApiError(Problem.CONFLICT, f"Call {call.id} is {call.state}, not ringing.")
+        call.state = "in_progress"
+        call.answered_at = self._stamp()
+        if call.flow is not None:
+            call.flow.answered(call)
+
+    def press(self, call: Call, digits: str) -> None:
+        if call.state != "in_progress":
+            raise ApiError(
+                Problem.CONFLICT, f"Call {call.id} is {call.state}: keys can only be pressed on a live call."
+            )
+        for digit in digits:
+            if not call.live:
+                break
+            call.digits += digit
+            if call.flow is not None:
+                call.flow.pressed(call, digit)
+
+    def hangup(self, call: Call) -> None:
+        if not call.live:
+            raise ApiError(Problem.CONFLICT, f"Call {call.id} has already ended ({call.state}).")
+        self.finish(call, "callee_hangup" if call.state == "in_progress" else "declined")
+
+    def decline(self, call: Call) -> None:
+        if call.state != "ringing":
+            raise ApiError(Problem.CONFLICT, f"Call {call.id} is {call.state}, not ringing.")
+        self.finish(call, "declined")
+
+    def current_call(self, phone_number: str) -> Call:
+        for call in reversed(self.calls):
+            if call.phone_number == phone_number and call.live:
+                return call
+        raise ApiError(Problem.NOT_FOUND, f"{phone_number} has no ringing or live call.")
+
+    def handset(self, phone_number: str) -> dict[str, Any]:
+        return {
+            "phone_number": phone_number,
+            "calls": [c.to_json() for c in self.calls if c.phone_number == phone_number],
+            "messages": [m.to_json() for m in self.messages if m.phone_number == phone_number],
+        }
+
+    # -- internals -------------------------------------------------------------------------------------------------
+
+    def _answer_scripted(self, call: Call, scenario: Scenario) -> None:
+        if call.state != "ringing":
+            return
+        self.answer(call)
+        for press in scenario.callee.presses:
+            self._later(call, press.at, lambda digits=press.digits: self._press_scripted(call, digits), "press")
+        if scenario.callee.hangs_up_after is not None:
+            self._later(call, scenario.callee.hangs_up_after, lambda: self.finish(call, "callee_hangup"), "hangup")
+
+    def _press_scripted(self, call: Call, digits: str) -> None:
+        if call.state == "in_progress":
+            self.press(call, digits)
+
+    def _ring_out(self, call: Call) -> None:
+        if call.state == "ringing":
+            self.finish(call, "no_answer")
+
+    def _later(self, call: Call, seconds: float, callback: Any, label: str) -> Timer:
+        timer = self.clock.call_later(seconds, callback, f"call {call.id} {label}")
+        call.timers.append(timer)
+        return timer
+
+    def _stamp(self) -> str:
+        return self.clock.now_datetime().isoformat()

@@ -1,0 +1,140 @@
+"""The one clock every timer runs on: real, scaled (N times faster) or manual (moves only when told).
+
+Timers are plain callbacks kept in a heap by due time. `advance` runs everything that falls due, in order, each
+at its own instant, so a ten-second keypress timeout or a three-day review takes no wall time in a test. In the
+real and scaled modes a background task also runs timers as their time comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from verifymock.errors import ConfigError
+
+log = logging.getLogger("verifymock.clock")
+
+# Manual clocks start here, so test output does not depend on the day the test ran.
+MANUAL_EPOCH = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+
+@dataclass(order=True)
+class Timer:
+    due: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    label: str = field(default="", compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def parse_mode(text: str) -> tuple[str, float]:
+    """`real`, `manual` or `scaled:N` → (mode, scale)."""
+    if text in ("real", "manual"):
+        return text, 1.0
+    match = re.fullmatch(r"scaled:(\d+(?:\.\d+)?)", text)
+    if match and float(match.group(1)) > 0:
+        return "scaled", float(match.group(1))
+    raise ConfigError("--clock", text, "is not a clock mode", "use real, manual or scaled:N (e.g. scaled:60)")
+
+
+class Clock:
+    def __init__(self, mode: str = "real") -> None:
+        self.mode, self.scale = parse_mode(mode)
+        self._origin_wall = MANUAL_EPOCH if self.mode == "manual" else time.time()
+        self._origin_mono = time.monotonic()
+        self._offset = 0.0
+        self._timers: list[Timer] = []
+        self._seq = itertools.count()
+        self._wakeup: asyncio.Event | None = None
+        # awaited after each timer during `advance`: the engine lets the webhooks a timer caused be attempted
+        self.settle: Callable[[], Awaitable[None]] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"scaled:{self.scale:g}" if self.mode == "scaled" else self.mode
+
+    def now(self) -> float:
+        """Seconds since the Unix epoch, on this clock."""
+        if self.mode == "manual":
+            return self._origin_wall + self._offset
+        return self._origin_wall + (time.monotonic() - self._origin_mono) * self.scale + self._offset
+
+    def now_datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
+
+    def call_later(self, seconds: float, callback: Callable[[], None], label: str = "") -> Timer:
+        timer = Timer(self.now() + max(0.0, seconds), next(self._seq), callback, label)
+        heapq.heappush(self._timers, timer)
+        if self._wakeup is not None:
+            self._wakeup.set()
+        return timer
+
+    def pending(self) -> list[Timer]:
+        return sorted(t for t in self._timers if not t.cancelled)
+
+    def clear(self) -> None:
+        self._timers.clear()
+
+    def run_due(self) -> int:
+        """Run every timer due by now, oldest first; timers they schedule for now run too."""
+        ran = 0
+        while self._timers and self._timers[0].due <= self.now():
+            timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
+            self._run(timer)
+            ran += 1
+        return ran
+
+    async def advance(self, seconds: float) -> int:
+        """Move the clock forward, running each timer at its own due time, and letting what each one caused
+        (webhook attempts, which may schedule retries inside the window) finish before the next. Returns how many
+        timers ran."""
+        target = self.now() + seconds
+        ran = 0
+        if self.settle is not None:
+            await self.settle()
+        while self._timers and self._timers[0].due <= target:
+            timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
+            if timer.due > self.now():
+                self._offset += timer.due - self.now()
+            self._run(timer)
+            ran += 1
+            if self.settle is not None:
+                await self.settle()
+        if target > self.now():
+            self._offset += target - self.now()
+        return ran
+
+    def _run(self, timer: Timer) -> None:
+        try:
+            timer.callback()
+        except Exception:
+            log.exception("timer %s failed", timer.label or timer.callback)
+
+    async def run_forever(self) -> None:
+        """Run timers as they fall due (real and scaled clocks); a manual clock only moves when advanced."""
+        if self.mode == "manual":
+            return
+        self._wakeup = asyncio.Event()
+        while True:
+            self.run_due()
+            live = [t for t in self._timers if not t.cancelled]
+            delay = min(((min(live).due - self.now()) / self.scale) if live else 1.0, 1.0)
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(delay, 0.0))
+            except TimeoutError:
+                pass

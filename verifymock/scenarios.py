@@ -1,0 +1,221 @@
+"""Scenario files: what the callee, the network and the mock itself do, chosen per request.
+
+Selection, first match wins: the `X-Mock-Scenario` header, a binding set through the control API, a reserved test
+number in the request, then the built-in `default` (the callee answers after 2 s and presses 1 five seconds later).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, ValidationError
+
+from verifymock.errors import ApiError, ConfigError, Problem, ScenarioError
+from verifymock.webhooks import Breakage
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+HEADER = "x-mock-scenario"
+
+
+@dataclass(frozen=True)
+class Press:
+    at: float
+    digits: str
+
+
+@dataclass(frozen=True)
+class Callee:
+    outcome: str = "answers"
+    after: float = 2.0
+    presses: tuple[Press, ...] = ()
+    hangs_up_after: float | None = None
+
+
+@dataclass(frozen=True)
+class HttpOverride:
+    status: int
+    code: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    summary: str
+    numbers: tuple[str, ...] = ()
+    callee: Callee = field(default_factory=Callee)
+    delivery: str = "delivered"
+    http: HttpOverride | None = None
+    latency_ms: float = 0.0
+    webhooks: Breakage = field(default_factory=Breakage)
+    source: str = "built-in"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "summary": self.summary,
+            "numbers": list(self.numbers),
+            "source": self.source,
+            "callee": {
+                "outcome": self.callee.outcome,
+                "after": self.callee.after,
+                "presses": [{"at": p.at, "digits": p.digits} for p in self.callee.presses],
+                "hangs_up_after": self.callee.hangs_up_after,
+            },
+            "messages": {"delivery": self.delivery},
+            "overrides": {
+                "http": None
+                if self.http is None
+                else {"status": self.http.status, "code": self.http.code, "detail": self.http.detail},
+                "latency_ms": self.latency_ms,
+                "webhooks": {
+                    "drop_attempts": self.webhooks.drop_attempts,
+                    "bad_signature": self.webhooks.bad_signature,
+                },
+            },
+        }
+
+
+BUILT_IN = {
+    "default": Scenario(
+        "default",
+        "The callee answers after 2 s and presses 1 five seconds later; messages are delivered.",
+        callee=Callee("answers", 2.0, (Press(5.0, "1"),)),
+    ),
+    "interactive": Scenario(
+        "interactive",
+        "Nothing is scripted: the call rings until the handset API answers, declines, presses keys or hangs up.",
+        callee=Callee("interactive", 0.0),
+    ),
+}
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("verifymock").joinpath("scenario.schema.json").read_text(encoding="utf-8")
+    return dict(json.loads(text))
+
+
+def _explain(error: ValidationError) -> tuple[str, str, str]:
+    """(key path, problem, fix) in words a scenario author can act on."""
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        return where, f"unknown key `{', '.join(unknown)}`", f"expected one of: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return where, f"{error.instance!r} is not allowed", f"use one of: {', '.join(map(str, error.validator_value))}"
+    if error.validator == "required":
+        return where, error.message, "add the missing key"
+    return where, error.message, "see verifymock/scenario.schema.json"
+
+
+def parse(scenario_id: str, raw: Any, source: str) -> Scenario:
+    errors = sorted(Draft202012Validator(_schema()).iter_errors(raw), key=lambda e: list(e.absolute_path))
+    if errors:
+        where, problem, fix = _explain(errors[0])
+        raise ScenarioError(source, where, problem, fix)
+    callee = raw.get("callee") or {}
+    overrides = raw.get("overrides") or {}
+    http = overrides.get("http")
+    hooks = overrides.get("webhooks") or {}
+    return Scenario(
+        id=scenario_id,
+        summary=raw["summary"],
+        numbers=tuple(raw.get("numbers") or ()),
+        callee=Callee(
+            outcome=callee.get("outcome", "answers"),
+            after=float(callee.get("after", 2.0)),
+            presses=tuple(Press(float(p["at"]), p["digits"]) for p in callee.get("presses") or ()),
+            hangs_up_after=callee.get("hangs_up_after"),
+        ),
+        delivery=(raw.get("messages") or {}).get("delivery", "delivered"),
+        http=None if http is None else HttpOverride(http["status"], http.get("code"), http.get("detail")),
+        latency_ms=float(overrides.get("latency_ms", 0.0)),
+        webhooks=Breakage(int(hooks.get("drop_attempts", 0)), bool(hooks.get("bad_signature", False))),
+        source=source,
+    )
+
+
+def load(directories: list[Path]) -> dict[str, Scenario]:
+    """Every scenario under the folders; ids are paths without `.yaml`. All problems are reported at once."""
+    found: dict[str, Scenario] = dict(BUILT_IN)
+    numbers: dict[str, str] = {}
+    problems: list[ConfigError] = []
+    for directory in directories:
+        for path in sorted(directory.rglob("*.yaml")):
+            scenario_id = path.relative_to(directory).with_suffix("").as_posix()
+            try:
+                raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+                scenario = parse(scenario_id, raw, str(path))
+            except yaml.YAMLError as exc:
+                problems.append(ScenarioError(str(path), "", f"is not valid YAML: {exc}", "fix the syntax"))
+                continue
+            except ScenarioError as exc:
+                problems.append(exc)
+                continue
+            if scenario_id in BUILT_IN:
+                problems.append(ScenarioError(str(path), "", f"`{scenario_id}` is built in", "rename the file"))
+                continue
+            for number in scenario.numbers:
+                if number in numbers and numbers[number] != scenario_id:
+                    problems.append(
+                        ScenarioError(
+                            str(path),
+                            "numbers",
+                            f"{number} is already reserved by {numbers[number]}",
+                            "give each scenario its own numbers",
+                        )
+                    )
+                numbers[number] = scenario_id
+            found[scenario_id] = scenario  # a later folder's file of the same id replaces an earlier one
+    if problems:
+        from verifymock.errors import ConfigErrors
+
+        raise ConfigErrors(problems)
+    return found
+
+
+class Scenarios:
+    def __init__(self, scenarios: dict[str, Scenario]) -> None:
+        self.all = scenarios
+        self.by_number = {n: s for s in scenarios.values() for n in s.numbers}
+        self.bindings: dict[str, str] = {}
+
+    def get(self, scenario_id: str) -> Scenario:
+        scenario = self.all.get(scenario_id)
+        if scenario is None:
+            raise ApiError(
+                Problem.INVALID_PARAMETER,
+                f"Unknown scenario {scenario_id!r}; GET /_mock/scenarios lists them.",
+                parameter="X-Mock-Scenario",
+            )
+        return scenario
+
+    def bind(self, phone_number: str, scenario_id: str) -> None:
+        if scenario_id not in self.all:
+            raise ApiError(
+                Problem.NOT_FOUND, f"There is no scenario {scenario_id!r}; GET /_mock/scenarios lists them.",
+                pointer="/scenario",
+            )
+        self.bindings[phone_number] = scenario_id
+
+    def unbind(self, phone_number: str) -> bool:
+        return self.bindings.pop(phone_number, None) is not None
+
+    def select(self, phone_number: str | None, header: str | None) -> Scenario:
+        if header:
+            return self.get(header)
+        if phone_number and phone_number in self.bindings:
+            return self.get(self.bindings[phone_number])
+        if phone_number and phone_number in self.by_number:
+            return self.by_number[phone_number]
+        return self.all["default"]

@@ -1,0 +1,453 @@
+"""Telnyx Verify: profiles, templates, verifications, code checks and DTMF confirmation, by Telnyx's rules."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from verifymock.calls import Call
+from verifymock.errors import ApiError, Problem
+from verifymock.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from verifymock.engine import Mock
+
+Body = dict[str, Any]
+
+CHANNELS = ("sms", "call", "flashcall", "whatsapp", "dtmf_confirm")
+CHANNEL_DEFAULTS: dict[str, Body] = {
+    "sms": {"code_length": 5, "default_verification_timeout_secs": 300},
+    "call": {"code_length": 5, "default_verification_timeout_secs": 300},
+    "flashcall": {"default_verification_timeout_secs": 300},
+    "whatsapp": {"code_length": 5, "default_verification_timeout_secs": 300},
+    "dtmf_confirm": {"default_timeout_secs": 300},
+}
+DEFAULT_TEMPLATE = "Your {{app_name}} verification code is: {{code}}."
+FLASHCALL_CODE_DIGITS = 4  # the code is the last digits of the flash call's caller id
+CALLER_ID = "+13125550000"
+DTMF_ATTEMPTS = 3
+DTMF_WAIT = 10.0  # seconds of silence after the prompt before the verification expires
+CODE_PLAYBACK = 12.0  # seconds the code message plays before a call verification hangs up
+
+# The fixed DTMF-confirm prompt (seed 000), by the profile's language; others fall back to English.
+DTMF_PROMPTS = {
+    "en": (
+        "This is a verification call to confirm that this phone number is going to be used as a Caller ID for "
+        "outbound calls. If you did not request this verification, or if someone is asking you to accept this call, "
+        "please ignore this message. If you did request this verification, please press 1."
+    ),
+    "es": (
+        "Esta es una llamada de verificación para confirmar que este número se usará como identificador de llamadas "
+        "salientes. Si usted no solicitó esta verificación, o si alguien le pide aceptar esta llamada, ignore este "
+        "mensaje. Si usted la solicitó, pulse 1."
+    ),
+    "de": (
+        "Dies ist ein Bestätigungsanruf, um zu bestätigen, dass diese Rufnummer als Anrufer-ID für ausgehende Anrufe "
+        "verwendet wird. Wenn Sie diese Bestätigung nicht angefordert haben oder jemand Sie bittet, diesen Anruf "
+        "anzunehmen, ignorieren Sie diese Nachricht. Wenn Sie sie angefordert haben, drücken Sie bitte 1."
+    ),
+}
+
+
+def telnyx_time(moment: Any) -> str:
+    """Telnyx's timestamps: UTC, no zone, microseconds."""
+    return str(moment.strftime("%Y-%m-%dT%H:%M:%S.%f"))
+
+
+@dataclass
+class Verification:
+    id: str
+    type: str
+    phone_number: str
+    verify_profile_id: str
+    timeout_secs: int
+    code: str | None
+    custom_code: str | None
+    status: str
+    created_at: str
+    updated_at: str
+    expires_at: float
+    call_id: str | None = None
+    attempts: int = 0
+    extra: Body = field(default_factory=dict)
+
+    def to_json(self) -> Body:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "record_type": "verification",
+            "phone_number": self.phone_number,
+            "verify_profile_id": self.verify_profile_id,
+            "custom_code": self.custom_code,
+            "timeout_secs": self.timeout_secs,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class Telnyx:
+    def __init__(self, mock: Mock) -> None:
+        self.mock = mock
+        self.profiles: dict[str, Body] = {}
+        self.templates: dict[str, Body] = {}
+        self.verifications: dict[str, Verification] = {}
+
+    def clear(self) -> None:
+        self.profiles.clear()
+        self.templates.clear()
+        self.verifications.clear()
+
+    def _now(self) -> str:
+        return telnyx_time(self.mock.clock.now_datetime())
+
+    # -- verify profiles -------------------------------------------------------------------------------------------
+
+    def create_profile(self, body: Body) -> Body:
+        now = self._now()
+        profile: Body = {
+            "id": str(uuid.uuid4()),
+            "record_type": "verification_profile",
+            "name": body["name"],
+            "language": body.get("language", "en-US"),
+            "daily_spend_limit_enabled": body.get("daily_spend_limit_enabled", False),
+            "created_at": now,
+            "updated_at": now,
+        }
+        self._apply_profile_fields(profile, body)
+        self.profiles[profile["id"]] = profile
+        self.mock.touch(profile["id"])
+        return profile
+
+    def _apply_profile_fields(self, profile: Body, body: Body) -> None:
+        for key in (
+            "name",
+            "language",
+            "webhook_url",
+            "webhook_failover_url",
+            "daily_spend_limit",
+            "daily_spend_limit_enabled",
+        ):
+            if key in body:
+                profile[key] = body[key]
+        for channel in CHANNELS:
+            if channel in body:
+                settings = body[channel] if isinstance(body[channel], dict) else {}
+                profile[channel] = {**CHANNEL_DEFAULTS[channel], **profile.get(channel, {}), **settings}
+
+    def profile(self, profile_id: str, *, pointer: str | None = None) -> Body:
+        profile = self.profiles.get(profile_id)
+        if profile is None:
+            raise ApiError(Problem.NOT_FOUND, f"Verify profile {profile_id} was not found.", pointer=pointer)
+        return profile
+
+    def list_profiles(self, name: str | None, page_number: int, page_size: int) -> Body:
+        matching = [p for p in self.profiles.values() if name is None or p["name"] == name]
+        start = (page_number - 1) * page_size
+        return {
+            "data": matching[start : start + page_size],
+            "meta": {
+                "page_number": page_number,
+                "page_size": page_size,
+                "total_pages": math.ceil(len(matching) / page_size),
+                "total_results": len(matching),
+            },
+        }
+
+    def update_profile(self, profile_id: str, body: Body) -> Body:
+        profile = self.profile(profile_id)
+        self._apply_profile_fields(profile, body)
+        profile["updated_at"] = self._now()
+        self.mock.touch(profile_id)
+        return profile
+
+    def delete_profile(self, profile_id: str) -> Body:
+        profile = self.profile(profile_id)
+        del self.profiles[profile_id]
+        self.mock.touch(profile_id)
+        return profile
+
+    # -- message templates ---------------------------------------------------------------------------------------
+
+    def create_template(self, text: str) -> Body:
+        template = {"id": str(uuid.uuid4()), "text": text}
+        self.templates[template["id"]] = template
+        self.mock.touch(template["id"])
+        return template
+
+    def update_template(self, template_id: str, text: str) -> Body:
+        template = self.templates.get(template_id)
+        if template is None:
+            raise ApiError(Problem.NOT_FOUND, f"Message template {template_id} was not found.")
+        template["text"] = text
+        self.mock.touch(template_id)
+        return template
+
+    # -- verifications -------------------------------------------------------------------------------------------
+
+    def start(self, channel: str, body: Body, scenario: Scenario) -> Verification:
+        profile = self.profile(body["verify_profile_id"], pointer="/verify_profile_id")
+        settings = profile.get(channel)
+        if settings is None:
+            raise ApiError(
+                Problem.INVALID_PARAMETER,
+                f"Verify profile {profile['id']} has no {channel} settings; add `{channel}` to the profile first.",
+                pointer="/verify_profile_id",
+            )
+        phone = body["phone_number"]
+        if channel == "dtmf_confirm":
+            self._refuse_overlapping_dtmf(phone)
+        if body.get("status") is not None:
+            raise ApiError(Problem.INVALID_PARAMETER, "`status` is not a trigger field.", pointer="/status")
+        timeout_key = "default_timeout_secs" if channel == "dtmf_confirm" else "default_verification_timeout_secs"
+        timeout = int(body.get("timeout_secs") or settings.get(timeout_key, 300))
+        custom_code = body.get("custom_code")
+        if channel == "dtmf_confirm":
+            code = None
+        elif channel == "flashcall":
+            caller_id = "+1312555" + "".join(secrets.choice("0123456789") for _ in range(4))
+            code = caller_id[-FLASHCALL_CODE_DIGITS:]
+        else:
+            length = int(settings.get("code_length", 5))
+            code = custom_code or "".join(secrets.choice("0123456789") for _ in range(length))
+        now = self._now()
+        verification = Verification(
+            id=str(uuid.uuid4()),
+            type=channel,
+            phone_number=phone,
+            verify_profile_id=profile["id"],
+            timeout_secs=timeout,
+            code=code,
+            custom_code=custom_code,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+            expires_at=self.mock.clock.now() + timeout,
+        )
+        self.verifications[verification.id] = verification
+        self.mock.touch(verification.id)
+        if channel in ("sms", "whatsapp"):
+            self._message(verification, profile, settings, scenario)
+        elif channel == "call":
+            self._code_call(verification, profile, scenario)
+        elif channel == "flashcall":
+            call = self.mock.phones.flash_call(
+                vendor="telnyx", phone_number=phone, caller_id=caller_id, scenario=scenario
+            )
+            verification.call_id = call.id
+        else:
+            self._dtmf_call(verification, profile, scenario)
+        if channel != "dtmf_confirm":
+            self.mock.clock.call_later(timeout, lambda: self._expire(verification), f"verification {verification.id}")
+        return verification
+
+    def _refuse_overlapping_dtmf(self, phone: str) -> None:
+        for other in self.verifications.values():
+            if other.type == "dtmf_confirm" and other.phone_number == phone and other.status == "pending":
+                raise ApiError(
+                    Problem.UNPROCESSABLE,
+                    f"A DTMF confirmation call to {phone} is still in progress ({other.id}); wait until it completes.",
+                    pointer="/phone_number",
+                )
+
+    def _message(self, verification: Verification, profile: Body, settings: Body, scenario: Scenario) -> None:
+        template_id = settings.get("messaging_template_id")
+        template = self.templates.get(template_id, {}).get("text") if template_id else None
+        app_name = settings.get("app_name") or profile["name"]
+        text = (
+            (template or DEFAULT_TEMPLATE)
+            .replace("{{code}}", verification.code or "")
+            .replace("{{app_name}}", app_name)
+        )
+        sender = settings.get("alpha_sender") or "Telnyx"
+        status = "delivered" if scenario.delivery == "delivered" else "delivery_failed"
+        self.mock.phones.send_message(
+            vendor="telnyx",
+            channel=verification.type,
+            phone_number=verification.phone_number,
+            sender=sender,
+            text=text,
+            status=status,
+        )
+
+    def _code_call(self, verification: Verification, profile: Body, scenario: Scenario) -> None:
+        code = verification.code or ""
+
+        class CodeCall:
+            def answered(flow, call: Call) -> None:
+                spoken = ", ".join(code)
+                self.mock.phones.play(call, f"Your {profile['name']} verification code is: {spoken}. Again: {spoken}.")
+                self.mock.phones.later(call, CODE_PLAYBACK, lambda: self.mock.phones.finish(call, "completed"), "end")
+
+            def pressed(flow, call: Call, digit: str) -> None:
+                pass  # the code is typed into the app, not the phone
+
+            def ended(flow, call: Call, reason: str) -> None:
+                pass  # the verification stays pending until the code is checked or it expires
+
+        call = self.mock.phones.place_call(
+            vendor="telnyx",
+            kind="call",
+            phone_number=verification.phone_number,
+            caller_id=CALLER_ID,
+            scenario=scenario,
+            flow=CodeCall(),
+        )
+        verification.call_id = call.id
+
+    def _dtmf_call(self, verification: Verification, profile: Body, scenario: Scenario) -> None:
+        flow = DtmfConfirm(self, verification, profile, scenario)
+        call = self.mock.phones.place_call(
+            vendor="telnyx",
+            kind="dtmf_confirm",
+            phone_number=verification.phone_number,
+            caller_id=CALLER_ID,
+            scenario=scenario,
+            flow=flow,
+        )
+        verification.call_id = call.id
+
+    def _expire(self, verification: Verification) -> None:
+        if verification.status == "pending":
+            self._set_status(verification, "expired")
+
+    def _set_status(self, verification: Verification, status: str) -> None:
+        verification.status = status
+        verification.updated_at = self._now()
+
+    def verification(self, verification_id: str) -> Verification:
+        verification = self.verifications.get(verification_id)
+        if verification is None:
+            raise ApiError(Problem.NOT_FOUND, f"Verification {verification_id} was not found.")
+        return verification
+
+    def by_phone_number(self, phone: str) -> list[Verification]:
+        return sorted(
+            (v for v in self.verifications.values() if v.phone_number == phone),
+            key=lambda v: v.created_at,
+            reverse=True,
+        )
+
+    def check_code(self, verification: Verification, code: str | None, status: str | None) -> Body:
+        if verification.type == "dtmf_confirm":
+            raise ApiError(
+                Problem.INVALID_PARAMETER,
+                "DTMF confirmation completes on the call itself; /actions/verify does not apply to it.",
+            )
+        self.mock.touch(verification.id)
+        if status is not None:
+            if verification.custom_code is None:
+                raise ApiError(
+                    Problem.INVALID_PARAMETER,
+                    "`status` is only permitted for verifications sent with a custom_code.",
+                    pointer="/status",
+                )
+            if verification.status == "pending":
+                self._set_status(verification, status if status == "accepted" else "invalid")
+            return self._code_response(verification, status == "accepted")
+        if code is None:
+            raise ApiError(Problem.MISSING_PARAMETER, "The 'code' parameter is required.", pointer="/code")
+        if verification.status == "pending" and self.mock.clock.now() >= verification.expires_at:
+            self._set_status(verification, "expired")
+        accepted = verification.status == "pending" and secrets.compare_digest(code, verification.code or "")
+        if accepted:
+            self._set_status(verification, "accepted")
+        return self._code_response(verification, accepted)
+
+    def check_code_by_number(self, phone: str, code: str, profile_id: str) -> Body:
+        candidates = [
+            v for v in self.by_phone_number(phone) if v.verify_profile_id == profile_id and v.type != "dtmf_confirm"
+        ]
+        if not candidates:
+            raise ApiError(Problem.NOT_FOUND, f"No verification for {phone} under verify profile {profile_id}.")
+        pending = [v for v in candidates if v.status == "pending"]
+        return self.check_code((pending or candidates)[0], code, None)
+
+    @staticmethod
+    def _code_response(verification: Verification, accepted: bool) -> Body:
+        return {"phone_number": verification.phone_number, "response_code": "accepted" if accepted else "rejected"}
+
+    # -- webhooks ------------------------------------------------------------------------------------------------
+
+    def complete(self, verification: Verification, profile: Body, scenario: Scenario, status: str) -> None:
+        self._set_status(verification, status)
+        url = profile.get("webhook_url")
+        if not url:
+            return
+        data = {
+            "event_type": "verification.complete",
+            "id": str(uuid.uuid4()),
+            "occurred_at": self.mock.clock.now_datetime().isoformat(timespec="milliseconds"),
+            "record_type": "event",
+            "payload": {
+                "id": verification.id,
+                "phone_number": verification.phone_number,
+                "status": status,
+                "type": "dtmf_confirm",
+                "verify_profile_id": verification.verify_profile_id,
+            },
+        }
+        self.mock.check_webhook(
+            "telnyx_verify",
+            "/components/schemas/VerificationCompleteEvent",
+            {"data": data, "meta": {"attempt": 1, "delivered_to": url}},
+        )
+        self.mock.webhooks.send_telnyx(
+            url=url,
+            failover_url=profile.get("webhook_failover_url"),
+            data=data,
+            subject=verification.id,
+            breakage=scenario.webhooks,
+        )
+
+
+class DtmfConfirm:
+    """Seed 000: the fixed prompt plays; 1 accepts; a wrong digit replays it, the third makes the verification
+    invalid; 10 s of silence (or a hang-up without a keypress, or voicemail) expires it; no answer is an error."""
+
+    def __init__(self, telnyx: Telnyx, verification: Verification, profile: Body, scenario: Scenario) -> None:
+        self.telnyx = telnyx
+        self.phones = telnyx.mock.phones
+        self.verification = verification
+        self.profile = profile
+        self.scenario = scenario
+        self.wrong = 0
+        self.outcome: str | None = None
+        language = str(profile.get("language") or "en-US")
+        self.prompt = DTMF_PROMPTS.get(language.split("-")[0].lower(), DTMF_PROMPTS["en"])
+        self.wait: Any = None
+
+    def answered(self, call: Call) -> None:
+        self._prompt(call)
+
+    def pressed(self, call: Call, digit: str) -> None:
+        if self.outcome is not None:
+            return
+        if self.wait is not None:
+            self.wait.cancel()
+        if digit == "1":
+            self._finish(call, "accepted")
+            return
+        self.wrong += 1
+        if self.wrong >= DTMF_ATTEMPTS:
+            self._finish(call, "invalid")
+        else:
+            self._prompt(call)
+
+    def ended(self, call: Call, reason: str) -> None:
+        if self.outcome is None:
+            status = "error" if reason in ("no_answer", "busy", "failed", "declined") else "expired"
+            self.outcome = status
+            self.telnyx.complete(self.verification, self.profile, self.scenario, status)
+
+    def _prompt(self, call: Call) -> None:
+        self.phones.play(call, self.prompt)
+        self.wait = self.phones.later(call, DTMF_WAIT, lambda: self._finish(call, "expired"), "dtmf wait")
+
+    def _finish(self, call: Call, status: str) -> None:
+        self.outcome = status
+        self.phones.finish(call, "completed")
+        self.telnyx.complete(self.verification, self.profile, self.scenario, status)

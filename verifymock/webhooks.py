@@ -1,0 +1,183 @@
+"""Outgoing webhooks: signed, sent with httpx, failed over, retried on the clock, every attempt recorded.
+
+Sending never blocks the request that caused it: each round of attempts is a task on the event loop. `settle`
+waits for the rounds under way, which is how advancing the clock answers only after its webhooks were tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from nacl.signing import SigningKey
+
+from verifymock import jsonio
+from verifymock.clock import Clock
+
+log = logging.getLogger("verifymock.webhooks")
+
+# Clock seconds to wait before each further round (primary, then failover) after a failed one.
+RETRY_DELAYS = (5.0, 30.0, 120.0)
+ATTEMPT_TIMEOUT = 5.0
+
+
+class TelnyxSigner:
+    """Ed25519 over "{telnyx-timestamp}|{raw body}", as the Telnyx SDKs verify it."""
+
+    def __init__(self, seed_b64: str | None = None) -> None:
+        self._key = SigningKey(base64.b64decode(seed_b64)) if seed_b64 else SigningKey.generate()
+
+    @property
+    def public_key(self) -> str:
+        return base64.b64encode(bytes(self._key.verify_key)).decode()
+
+    def headers(self, body: bytes, *, tamper: bool = False) -> dict[str, str]:
+        timestamp = str(int(time.time()))  # real wall time: receivers compare it with their own clock
+        signature = self._key.sign(f"{timestamp}|".encode() + body).signature
+        if tamper:
+            signature = bytes([signature[0] ^ 0xFF]) + signature[1:]
+        return {
+            "content-type": "application/json",
+            "telnyx-timestamp": timestamp,
+            "telnyx-signature-ed25519": base64.b64encode(signature).decode(),
+        }
+
+
+@dataclass
+class Attempt:
+    number: int
+    url: str
+    at: str
+    status_code: int | None
+    error: str | None
+    delivered: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.number,
+            "url": self.url,
+            "at": self.at,
+            "status_code": self.status_code,
+            "error": self.error,
+            "delivered": self.delivered,
+        }
+
+
+@dataclass
+class Breakage:
+    """What a scenario does to deliveries: drop the first N attempts, or sign with a wrong signature."""
+
+    drop_attempts: int = 0
+    bad_signature: bool = False
+
+
+@dataclass
+class Delivery:
+    id: int
+    vendor: str
+    event_type: str
+    url: str
+    failover_url: str | None
+    data: dict[str, Any]
+    created_at: str
+    subject: str
+    breakage: Breakage = field(default_factory=Breakage)
+    attempts: list[Attempt] = field(default_factory=list)
+    rounds: int = 0
+    state: str = "pending"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "vendor": self.vendor,
+            "event_type": self.event_type,
+            "url": self.url,
+            "failover_url": self.failover_url,
+            "subject": self.subject,
+            "created_at": self.created_at,
+            "state": self.state,
+            "attempts": [a.to_json() for a in self.attempts],
+        }
+
+
+class Webhooks:
+    def __init__(self, clock: Clock, signer: TelnyxSigner) -> None:
+        self.clock = clock
+        self.signer = signer
+        self.deliveries: list[Delivery] = []
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def clear(self) -> None:
+        self.deliveries.clear()
+
+    def send_telnyx(
+        self,
+        *,
+        url: str,
+        failover_url: str | None,
+        data: dict[str, Any],
+        subject: str,
+        breakage: Breakage | None = None,
+    ) -> Delivery:
+        delivery = Delivery(
+            id=next(self._ids),
+            vendor="telnyx",
+            event_type=str(data.get("event_type", "")),
+            url=url,
+            failover_url=failover_url or None,
+            data=data,
+            created_at=self.clock.now_datetime().isoformat(),
+            subject=subject,
+            breakage=breakage or Breakage(),
+        )
+        self.deliveries.append(delivery)
+        self._start_round(delivery)
+        return delivery
+
+    async def settle(self) -> None:
+        """Wait until every round of attempts under way has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _start_round(self, delivery: Delivery) -> None:
+        task = asyncio.get_running_loop().create_task(self._round(delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _round(self, delivery: Delivery) -> None:
+        delivery.rounds += 1
+        targets = [delivery.url] + ([delivery.failover_url] if delivery.failover_url else [])
+        async with httpx.AsyncClient(timeout=ATTEMPT_TIMEOUT, follow_redirects=False) as client:
+            for url in targets:
+                if await self._attempt(client, delivery, url):
+                    delivery.state = "delivered"
+                    return
+        if delivery.rounds <= len(RETRY_DELAYS):
+            delay = RETRY_DELAYS[delivery.rounds - 1]
+            self.clock.call_later(delay, lambda: self._start_round(delivery), f"webhook {delivery.id} retry")
+        else:
+            delivery.state = "failed"
+
+    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery, url: str) -> bool:
+        number = len(delivery.attempts) + 1
+        body = jsonio.dumps({"data": delivery.data, "meta": {"attempt": number, "delivered_to": url}})
+        at = self.clock.now_datetime().isoformat()
+        if number <= delivery.breakage.drop_attempts:
+            delivery.attempts.append(Attempt(number, url, at, None, "dropped by the scenario", False))
+            return False
+        headers = self.signer.headers(body, tamper=delivery.breakage.bad_signature)
+        try:
+            response = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            delivery.attempts.append(Attempt(number, url, at, None, f"{type(exc).__name__}: {exc}", False))
+            return False
+        ok = 200 <= response.status_code < 300
+        delivery.attempts.append(Attempt(number, url, at, response.status_code, None, ok))
+        return ok
