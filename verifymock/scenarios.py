@@ -1,7 +1,7 @@
 """Scenario files: what the callee, the network and the mock itself do, chosen per request.
 
 Selection, first match wins: the `X-Mock-Scenario` header, a binding set through the control API, a reserved test
-number in the request, then the built-in `default` (the callee answers after 2 s and presses 1 five seconds later).
+number in the request, then the built-in `default` (the callee answers after 2 s and presses 1 at 5 s).
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ class Scenario:
 BUILT_IN = {
     "default": Scenario(
         "default",
-        "The callee answers after 2 s and presses 1 five seconds later; messages are delivered.",
-        callee=Callee("answers", 2.0, (Press(5.0, "1"),)),
+        "The callee answers after 2 s and presses 1 at 5 s (3 s after answering); messages are delivered.",
+        callee=Callee("answers", 2.0, (Press(3.0, "1"),)),
     ),
     "interactive": Scenario(
         "interactive",
