@@ -55,7 +55,7 @@ async def verify_verification_code_by_phone_number(phone_number: str, body: Body
     return {"data": engine().telnyx.check_code_by_number(phone_number, body["code"], body["verify_profile_id"])}
 
 
-def list_profiles(filter: Body | None = None, page: Body | None = None) -> Body:  # noqa: A002 - the spec's name
+def list_profiles(filter: Body | None = None, page: Body | None = None) -> Body:
     page = page or {}
     name = (filter or {}).get("name")
     return engine().telnyx.list_profiles(name, int(page.get("number", 1)), int(page.get("size", 25)))

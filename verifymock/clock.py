@@ -8,6 +8,7 @@ real and scaled modes a background task also runs timers as their time comes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -134,7 +135,5 @@ class Clock:
             live = [t for t in self._timers if not t.cancelled]
             delay = min(((min(live).due - self.now()) / self.scale) if live else 1.0, 1.0)
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=max(delay, 0.0))
-            except TimeoutError:
-                pass

@@ -203,7 +203,8 @@ class Scenarios:
     def bind(self, phone_number: str, scenario_id: str) -> None:
         if scenario_id not in self.all:
             raise ApiError(
-                Problem.NOT_FOUND, f"There is no scenario {scenario_id!r}; GET /_mock/scenarios lists them.",
+                Problem.NOT_FOUND,
+                f"There is no scenario {scenario_id!r}; GET /_mock/scenarios lists them.",
                 pointer="/scenario",
             )
         self.bindings[phone_number] = scenario_id

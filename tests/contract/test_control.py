@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.testclient import TestClient
 
 from tests.helpers import PROFILE_ID, TELNYX_AUTH, make_profile
@@ -21,7 +23,11 @@ def test_control_journal_records_requests_newest_last(client: TestClient) -> Non
     client.post("/v2/verifications/call", json=body, headers={**TELNYX_AUTH, "X-Trace": "1"})
     client.get("/v2/verifications/by_phone_number/+13035550000", headers=TELNYX_AUTH)
     entries = client.get("/_mock/journal").json()["data"]
-    assert [e["operation_id"] for e in entries] == ["CreateVerifyProfile", "CreateVerificationCall", "ListVerifications"]
+    assert [e["operation_id"] for e in entries] == [
+        "CreateVerifyProfile",
+        "CreateVerificationCall",
+        "ListVerifications",
+    ]
     call = entries[1]
     assert call["method"] == "POST"
     assert call["path"] == "/v2/verifications/call"
@@ -89,3 +95,76 @@ def test_control_specs_lists_what_is_mounted(client: TestClient) -> None:
     assert specs["telnyx_verify"]["base_path"] == "/v2"
     assert specs["telnyx_verify"]["vendor"] == "telnyx"
     assert specs["control"]["base_path"] == "/_mock"
+
+
+def _dtmf(client: TestClient, number: str, headers: dict[str, str] | None = None) -> Any:
+    profile_id = make_profile(client)
+    return client.post(
+        "/v2/verifications/dtmf_confirm",
+        json={"phone_number": number, "verify_profile_id": profile_id},
+        headers={**TELNYX_AUTH, **(headers or {})},
+    )
+
+
+def test_control_clock_reads_and_advances() -> None:
+    with TestClient(create_app(Config(clock="manual"))) as client:
+        assert client.get("/_mock/clock").json() == {"now": "2026-01-01T00:00:00Z", "mode": "manual"}
+        advanced = client.post("/_mock/clock/advance", json={"seconds": 86400 * 3}).json()
+        assert advanced == {"now": "2026-01-04T00:00:00Z", "mode": "manual", "timers_run": 0}
+        assert client.post("/_mock/clock/advance", json={"seconds": -1}).status_code == 400
+
+
+def test_control_scenario_header_and_bindings_choose_the_callee() -> None:
+    number = "+13035550100"
+    with TestClient(create_app(Config(clock="manual"))) as client:
+        _dtmf(client, number, {"X-Mock-Scenario": "calls/busy"})
+        client.post("/_mock/clock/advance", json={"seconds": 5})
+        assert client.get(f"/_mock/handsets/{number}").json()["calls"][0]["state"] == "busy"
+
+        assert client.put(f"/_mock/bindings/{number}", json={"scenario": "calls/voicemail"}).json() == {
+            "phone_number": number,
+            "scenario": "calls/voicemail",
+        }
+        assert client.get("/_mock/bindings").json()["data"] == [{"phone_number": number, "scenario": "calls/voicemail"}]
+        _dtmf(client, number)
+        client.post("/_mock/clock/advance", json={"seconds": 10})
+        assert client.get(f"/_mock/handsets/{number}").json()["calls"][1]["state"] == "voicemail"
+
+        assert client.delete(f"/_mock/bindings/{number}").status_code == 204
+        assert client.delete(f"/_mock/bindings/{number}").status_code == 404
+        assert client.put(f"/_mock/bindings/{number}", json={"scenario": "no/such"}).status_code == 404
+        unknown = _dtmf(client, number, {"X-Mock-Scenario": "no/such"})
+        assert unknown.status_code == 400
+        assert unknown.json()["errors"][0]["source"] == {"parameter": "X-Mock-Scenario"}
+
+
+def test_control_handset_refuses_actions_that_do_not_fit_the_call() -> None:
+    number = "+13035550101"
+    with TestClient(create_app(Config(clock="manual"))) as client:
+        assert client.post(f"/_mock/handsets/{number}/answer").status_code == 404
+        _dtmf(client, number, {"X-Mock-Scenario": "interactive"})
+        assert client.post(f"/_mock/handsets/{number}/press", json={"digits": "1"}).status_code == 409
+        assert client.post(f"/_mock/handsets/{number}/press", json={"digits": "x"}).status_code == 400
+        assert client.post(f"/_mock/handsets/{number}/answer").json()["state"] == "in_progress"
+        assert client.post(f"/_mock/handsets/{number}/decline").status_code == 409
+        assert client.post(f"/_mock/handsets/{number}/hangup").json()["state"] == "completed"
+        assert client.post(f"/_mock/handsets/{number}/hangup").status_code == 404
+
+
+def test_control_reset_forgets_state_and_pending_timers() -> None:
+    number = "+13035550102"
+    with TestClient(create_app(Config(clock="manual"))) as client:
+        verification = _dtmf(client, number).json()["data"]
+        client.put(f"/_mock/bindings/{number}", json={"scenario": "calls/busy"})
+        assert client.post("/_mock/reset").status_code == 204
+        assert client.post("/_mock/clock/advance", json={"seconds": 600}).json()["timers_run"] == 0
+        assert client.get(f"/v2/verifications/{verification['id']}", headers=TELNYX_AUTH).status_code == 404
+        assert client.get(f"/_mock/handsets/{number}").json() == {"phone_number": number, "calls": [], "messages": []}
+        assert client.get("/_mock/bindings").json()["data"] == []
+        assert client.get("/_mock/webhooks").json()["data"] == []
+
+
+def test_control_scenarios_lists_built_ins_and_files(client: TestClient) -> None:
+    scenarios = {s["id"]: s for s in client.get("/_mock/scenarios").json()["data"]}
+    assert scenarios["default"]["source"] == "built-in"
+    assert scenarios["telnyx/dtmf_confirm/press_1"]["numbers"] == ["+15005550101"]

@@ -41,31 +41,40 @@ class Expect:
 EXPECTED: dict[str, Expect] = {
     "default": Expect("dtmf_confirm", final="accepted", call_state="completed", digits="1", webhook="hook"),
     "interactive": Expect("dtmf_confirm", final="error", call_state="no_answer", digits="", webhook="hook"),
-    "telnyx/dtmf_confirm/press_1": Expect("dtmf_confirm", final="accepted", call_state="completed", digits="1",
-                                          webhook="hook"),
-    "telnyx/dtmf_confirm/wrong_digit_then_1": Expect("dtmf_confirm", final="accepted", call_state="completed",
-                                                     digits="71", webhook="hook"),
-    "telnyx/dtmf_confirm/three_wrong_digits": Expect("dtmf_confirm", final="invalid", call_state="completed",
-                                                     digits="789", webhook="hook"),
-    "telnyx/dtmf_confirm/silence": Expect("dtmf_confirm", final="expired", call_state="completed", digits="",
-                                          webhook="hook"),
-    "telnyx/dtmf_confirm/hangs_up": Expect("dtmf_confirm", final="expired", call_state="completed", digits="",
-                                           webhook="hook"),
+    "telnyx/dtmf_confirm/press_1": Expect(
+        "dtmf_confirm", final="accepted", call_state="completed", digits="1", webhook="hook"
+    ),
+    "telnyx/dtmf_confirm/wrong_digit_then_1": Expect(
+        "dtmf_confirm", final="accepted", call_state="completed", digits="71", webhook="hook"
+    ),
+    "telnyx/dtmf_confirm/three_wrong_digits": Expect(
+        "dtmf_confirm", final="invalid", call_state="completed", digits="789", webhook="hook"
+    ),
+    "telnyx/dtmf_confirm/silence": Expect(
+        "dtmf_confirm", final="expired", call_state="completed", digits="", webhook="hook"
+    ),
+    "telnyx/dtmf_confirm/hangs_up": Expect(
+        "dtmf_confirm", final="expired", call_state="completed", digits="", webhook="hook"
+    ),
     "calls/no_answer": Expect("dtmf_confirm", final="error", call_state="no_answer", webhook="hook"),
     "calls/busy": Expect("dtmf_confirm", final="error", call_state="busy", webhook="hook"),
     "calls/unreachable": Expect("dtmf_confirm", final="error", call_state="failed", webhook="hook"),
     "calls/declines": Expect("dtmf_confirm", final="error", call_state="declined", webhook="hook"),
     "calls/voicemail": Expect("dtmf_confirm", final="expired", call_state="voicemail", webhook="hook"),
     "messages/undelivered": Expect("sms", final="pending", message_status="delivery_failed"),
-    "webhooks/bad_signature": Expect("dtmf_confirm", final="accepted", call_state="completed", webhook="hook",
-                                     signature_ok=False),
+    "webhooks/bad_signature": Expect(
+        "dtmf_confirm", final="accepted", call_state="completed", webhook="hook", signature_ok=False
+    ),
     "webhooks/primary_down": Expect("dtmf_confirm", final="accepted", call_state="completed", webhook="failover"),
     "errors/service_unavailable": Expect("dtmf_confirm", status=503, code="10007"),
     "errors/rate_limited": Expect("dtmf_confirm", status=429, code="10011"),
     "errors/slow": Expect("dtmf_confirm", final="accepted", call_state="completed", digits="1", webhook="hook"),
 }
 SCENARIOS = load([bundled("scenarios")])
-NUMBERS = {sid: s.numbers[0] if s.numbers else f"+1303555{1000 + i:04d}" for i, (sid, s) in enumerate(sorted(SCENARIOS.items()))}
+NUMBERS = {
+    sid: s.numbers[0] if s.numbers else f"+1303555{1000 + i:04d}"
+    for i, (sid, s) in enumerate(sorted(SCENARIOS.items()))
+}
 
 
 @dataclass
@@ -88,7 +97,11 @@ def run() -> Iterator[Run]:
 def _run_all(client: TestClient, receiver: Receiver) -> Run:
     profile = client.post(
         "/v2/verify_profiles",
-        json={**PROFILE_BODY, "webhook_url": f"{receiver.url}/hook", "webhook_failover_url": f"{receiver.url}/failover"},
+        json={
+            **PROFILE_BODY,
+            "webhook_url": f"{receiver.url}/hook",
+            "webhook_failover_url": f"{receiver.url}/failover",
+        },
         headers=TELNYX_AUTH,
     ).json()["data"]
     responses = {}
@@ -98,7 +111,8 @@ def _run_all(client: TestClient, receiver: Receiver) -> Run:
             client.put(f"/_mock/bindings/{number}", json={"scenario": scenario_id})
         channel = EXPECTED[scenario_id].channel if scenario_id in EXPECTED else "dtmf_confirm"
         responses[scenario_id] = client.post(
-            f"/v2/verifications/{channel}", json={"phone_number": number, "verify_profile_id": profile["id"]},
+            f"/v2/verifications/{channel}",
+            json={"phone_number": number, "verify_profile_id": profile["id"]},
             headers=TELNYX_AUTH,
         )
     client.post("/_mock/clock/advance", json={"seconds": 120})
@@ -150,9 +164,7 @@ def test_scenarios_end_where_they_say(run: Run, scenario_id: str) -> None:
     [delivery] = deliveries
     assert delivery["state"] == "delivered"
     assert delivery["attempts"][-1]["url"].endswith("/" + expect.webhook)
-    [received] = [
-        r for r in run.received if json.loads(r.body)["data"]["payload"]["id"] == verification_id
-    ]
+    [received] = [r for r in run.received if json.loads(r.body)["data"]["payload"]["id"] == verification_id]
     event = json.loads(received.body)
     assert event["data"]["payload"]["status"] == expect.final
     assert _signature_ok(received, run.public_key) == expect.signature_ok
@@ -174,8 +186,13 @@ def _signature_ok(received: Any, public_key: str) -> bool:
 
 
 def test_scenarios_slow_scenario_took_its_latency(run: Run) -> None:
-    [entry] = [e for e in run.journal if e["request"]["body"] and isinstance(e["request"]["body"], dict)
-               and e["request"]["body"].get("phone_number") == NUMBERS["errors/slow"]]
+    [entry] = [
+        e
+        for e in run.journal
+        if e["request"]["body"]
+        and isinstance(e["request"]["body"], dict)
+        and e["request"]["body"].get("phone_number") == NUMBERS["errors/slow"]
+    ]
     assert entry["duration_ms"] >= 1500
 
 
@@ -195,7 +212,9 @@ def test_scenarios_every_response_validates_with_openapi_core(run: Run) -> None:
         host, doc = ORIGINALS[entry["vendor"]]
         body = entry["request"]["body"]
         request = MockRequest(
-            host, entry["method"], entry["path"],
+            host,
+            entry["method"],
+            entry["path"],
             args=dict(pair.split("=", 1) for pair in entry["query"].split("&") if "=" in pair),
             headers=entry["request"]["headers"],
             data=json.dumps(body).encode() if body is not None else None,

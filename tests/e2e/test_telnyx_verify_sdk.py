@@ -133,7 +133,9 @@ def sms_code(control: httpx.Client, number: str = NUMBER) -> str:
     return str(message["text"].rsplit(" ", 1)[-1].rstrip("."))
 
 
-def test_telnyx_sms_code_from_handset_accepted_by_id(sdk: telnyx.Telnyx, control: httpx.Client, receiver: Receiver) -> None:
+def test_telnyx_sms_code_from_handset_accepted_by_id(
+    sdk: telnyx.Telnyx, control: httpx.Client, receiver: Receiver
+) -> None:
     profile_id = make_profile(sdk, receiver)
     verification = sdk.verifications.trigger_sms(phone_number=NUMBER, verify_profile_id=profile_id).data
     assert verification is not None and verification.status == "pending" and verification.type == "sms"
@@ -246,7 +248,9 @@ def test_telnyx_dtmf_confirm_outcomes_through_the_handset(
     bind(control, "interactive")
     verification = dtmf_confirm(sdk, profile_id)
     assert (verification["type"], verification["status"], verification["timeout_secs"]) == (
-        "dtmf_confirm", "pending", 300,
+        "dtmf_confirm",
+        "pending",
+        300,
     )
     for action, argument in actions:
         if action == "advance":
@@ -259,7 +263,10 @@ def test_telnyx_dtmf_confirm_outcomes_through_the_handset(
     [event] = completion_webhooks(receiver)
     assert event["data"]["event_type"] == "verification.complete"
     assert event["data"]["payload"] == {
-        "id": verification["id"], "phone_number": NUMBER, "status": status, "type": "dtmf_confirm",
+        "id": verification["id"],
+        "phone_number": NUMBER,
+        "status": status,
+        "type": "dtmf_confirm",
         "verify_profile_id": profile_id,
     }
     assert event["meta"] == {"attempt": 1, "delivered_to": f"{receiver.url}/hook"}
@@ -269,7 +276,9 @@ def test_telnyx_dtmf_confirm_outcomes_through_the_handset(
         assert "please press 1" in call["prompts"][0]
 
 
-def test_telnyx_dtmf_wrong_digit_replays_the_prompt(sdk: telnyx.Telnyx, control: httpx.Client, receiver: Receiver) -> None:
+def test_telnyx_dtmf_wrong_digit_replays_the_prompt(
+    sdk: telnyx.Telnyx, control: httpx.Client, receiver: Receiver
+) -> None:
     profile_id = make_profile(sdk, receiver)
     bind(control, "interactive")
     verification = dtmf_confirm(sdk, profile_id)
@@ -341,7 +350,7 @@ def test_telnyx_webhook_verifies_with_the_sdk_and_fails_when_a_byte_changes(
     assert event.to_dict()["data"]["event_type"] == "verification.complete"
     tampered = received.body.replace(b'"accepted"', b'"acceptex"')
     assert tampered != received.body
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(ValueError, match="Signature verification failed"):
         sdk.webhooks.unwrap(tampered.decode(), headers=received.headers, key=public_key)
 
 
@@ -355,7 +364,8 @@ def test_telnyx_webhook_fails_over_then_retries_on_the_clock(
     advance(control, 5)
     [delivery] = control.get("/webhooks").json()["data"]
     assert [(a["url"].rsplit("/", 1)[-1], a["status_code"]) for a in delivery["attempts"]] == [
-        ("hook", 500), ("failover", 503),
+        ("hook", 500),
+        ("failover", 503),
     ]
     assert delivery["state"] == "pending"
     advance(control, 5)  # the first retry round, on the clock
@@ -374,7 +384,7 @@ def test_telnyx_webhook_breakage_scenarios(sdk: telnyx.Telnyx, control: httpx.Cl
     advance(control, 6)
     public_key = control.get("/keys").json()["telnyx"]["public_key"]
     by_number = {json.loads(r.body)["data"]["payload"]["phone_number"]: r for r in receiver.received}
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(ValueError, match="Signature verification failed"):
         sdk.webhooks.unwrap(by_number[bad].body.decode(), headers=by_number[bad].headers, key=public_key)
     assert by_number[dropped].path == "/failover"
     sdk.webhooks.unwrap(by_number[dropped].body.decode(), headers=by_number[dropped].headers, key=public_key)

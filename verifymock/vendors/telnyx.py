@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from verifymock.calls import Call
+from verifymock.calls import Call, Phones
 from verifymock.errors import ApiError, Problem
 from verifymock.scenarios import Scenario
 
@@ -274,27 +274,14 @@ class Telnyx:
         )
 
     def _code_call(self, verification: Verification, profile: Body, scenario: Scenario) -> None:
-        code = verification.code or ""
-
-        class CodeCall:
-            def answered(flow, call: Call) -> None:
-                spoken = ", ".join(code)
-                self.mock.phones.play(call, f"Your {profile['name']} verification code is: {spoken}. Again: {spoken}.")
-                self.mock.phones.later(call, CODE_PLAYBACK, lambda: self.mock.phones.finish(call, "completed"), "end")
-
-            def pressed(flow, call: Call, digit: str) -> None:
-                pass  # the code is typed into the app, not the phone
-
-            def ended(flow, call: Call, reason: str) -> None:
-                pass  # the verification stays pending until the code is checked or it expires
-
+        app_name = profile["call"].get("app_name") or profile["name"]
         call = self.mock.phones.place_call(
             vendor="telnyx",
             kind="call",
             phone_number=verification.phone_number,
             caller_id=CALLER_ID,
             scenario=scenario,
-            flow=CodeCall(),
+            flow=CodeCall(self.mock.phones, app_name, verification.code or ""),
         )
         verification.call_id = call.id
 
@@ -402,6 +389,27 @@ class Telnyx:
             subject=verification.id,
             breakage=scenario.webhooks,
         )
+
+
+class CodeCall:
+    """A call verification: once answered, the code is read out twice and the call ends. The verification stays
+    pending until the code is checked or it expires; keys pressed on the call mean nothing."""
+
+    def __init__(self, phones: Phones, app_name: str, code: str) -> None:
+        self.phones = phones
+        self.app_name = app_name
+        self.code = code
+
+    def answered(self, call: Call) -> None:
+        spoken = ", ".join(self.code)
+        self.phones.play(call, f"Your {self.app_name} verification code is: {spoken}. Again: {spoken}.")
+        self.phones.later(call, CODE_PLAYBACK, lambda: self.phones.finish(call, "completed"), "end")
+
+    def pressed(self, call: Call, digit: str) -> None:
+        pass
+
+    def ended(self, call: Call, reason: str) -> None:
+        pass
 
 
 class DtmfConfirm:
