@@ -93,7 +93,7 @@ BUILT_IN = {
     ),
     "interactive": Scenario(
         "interactive",
-        "Nothing is scripted: the call rings until the handset API answers, declines, presses keys or hangs up.",
+        "Nothing is scripted: the handset API answers, declines, presses keys and hangs up (unanswered calls ring out after 30 s).",
         callee=Callee("interactive", 0.0),
     ),
 }
