@@ -93,7 +93,8 @@ BUILT_IN = {
     ),
     "interactive": Scenario(
         "interactive",
-        "Nothing is scripted: the handset API answers, declines, presses keys and hangs up (unanswered calls ring out after 30 s).",
+        "Nothing is scripted: the handset API answers, declines, presses keys and hangs up "
+        "(unanswered calls ring out after 30 s).",
         callee=Callee("interactive", 0.0),
     ),
 }

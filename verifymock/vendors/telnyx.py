@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from verifymock.calls import Call, Phones
+from verifymock.calls import Call, CallFlow, Phones
 from verifymock.errors import ApiError, Problem
 from verifymock.scenarios import Scenario
 
@@ -50,6 +50,10 @@ DTMF_PROMPTS = {
         "anzunehmen, ignorieren Sie diese Nachricht. Wenn Sie sie angefordert haben, drücken Sie bitte 1."
     ),
 }
+
+
+def _digits(count: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(count))
 
 
 def telnyx_time(moment: Any) -> str:
@@ -200,19 +204,17 @@ class Telnyx:
         phone = body["phone_number"]
         if channel == "dtmf_confirm":
             self._refuse_overlapping_dtmf(phone)
-        if body.get("status") is not None:
-            raise ApiError(Problem.INVALID_PARAMETER, "`status` is not a trigger field.", pointer="/status")
         timeout_key = "default_timeout_secs" if channel == "dtmf_confirm" else "default_verification_timeout_secs"
         timeout = int(body.get("timeout_secs") or settings.get(timeout_key, 300))
         custom_code = body.get("custom_code")
+        caller_id = CALLER_ID
         if channel == "dtmf_confirm":
-            code = None
+            code = None  # the keypress is the confirmation
         elif channel == "flashcall":
-            caller_id = "+1312555" + "".join(secrets.choice("0123456789") for _ in range(4))
+            caller_id = CALLER_ID[:-FLASHCALL_CODE_DIGITS] + _digits(FLASHCALL_CODE_DIGITS)
             code = caller_id[-FLASHCALL_CODE_DIGITS:]
         else:
-            length = int(settings.get("code_length", 5))
-            code = custom_code or "".join(secrets.choice("0123456789") for _ in range(length))
+            code = custom_code or _digits(int(settings.get("code_length", 5)))
         now = self._now()
         verification = Verification(
             id=str(uuid.uuid4()),
@@ -229,18 +231,24 @@ class Telnyx:
         )
         self.verifications[verification.id] = verification
         self.mock.touch(verification.id)
+        phones = self.mock.phones
         if channel in ("sms", "whatsapp"):
             self._message(verification, profile, settings, scenario)
-        elif channel == "call":
-            self._code_call(verification, profile, scenario)
         elif channel == "flashcall":
-            call = self.mock.phones.flash_call(
+            verification.call_id = phones.flash_call(
                 vendor="telnyx", phone_number=phone, caller_id=caller_id, scenario=scenario
-            )
-            verification.call_id = call.id
+            ).id
         else:
-            self._dtmf_call(verification, profile, scenario)
-        if channel != "dtmf_confirm":
+            app_name = settings.get("app_name") or profile["name"]
+            flow: CallFlow = (
+                CodeCall(phones, app_name, code or "")
+                if channel == "call"
+                else DtmfConfirm(self, verification, profile, scenario)
+            )
+            verification.call_id = phones.place_call(
+                vendor="telnyx", kind=channel, phone_number=phone, caller_id=caller_id, scenario=scenario, flow=flow
+            ).id
+        if channel != "dtmf_confirm":  # DTMF confirm ends with its call
             self.mock.clock.call_later(timeout, lambda: self._expire(verification), f"verification {verification.id}")
         return verification
 
@@ -272,30 +280,6 @@ class Telnyx:
             text=text,
             status=status,
         )
-
-    def _code_call(self, verification: Verification, profile: Body, scenario: Scenario) -> None:
-        app_name = profile["call"].get("app_name") or profile["name"]
-        call = self.mock.phones.place_call(
-            vendor="telnyx",
-            kind="call",
-            phone_number=verification.phone_number,
-            caller_id=CALLER_ID,
-            scenario=scenario,
-            flow=CodeCall(self.mock.phones, app_name, verification.code or ""),
-        )
-        verification.call_id = call.id
-
-    def _dtmf_call(self, verification: Verification, profile: Body, scenario: Scenario) -> None:
-        flow = DtmfConfirm(self, verification, profile, scenario)
-        call = self.mock.phones.place_call(
-            vendor="telnyx",
-            kind="dtmf_confirm",
-            phone_number=verification.phone_number,
-            caller_id=CALLER_ID,
-            scenario=scenario,
-            flow=flow,
-        )
-        verification.call_id = call.id
 
     def _expire(self, verification: Verification) -> None:
         if verification.status == "pending":
