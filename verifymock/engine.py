@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from verifymock.calls import Phones
@@ -73,7 +71,6 @@ class Mock:
         self.telnyx = Telnyx(self)
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.base_path), reverse=True)
-        self._reset_hooks: list[Callable[[], None]] = []
         self.concrete_paths = self._concrete_paths(self.mounted)
 
     @staticmethod
@@ -125,9 +122,6 @@ class Mock:
     def activate(self) -> None:
         _current.set(self)
 
-    def on_reset(self, hook: Callable[[], None]) -> None:
-        self._reset_hooks.append(hook)
-
     def reset(self) -> None:
         self.journal.clear()
         self.clock.clear()
@@ -135,8 +129,6 @@ class Mock:
         self.webhooks.clear()
         self.scenarios.bindings.clear()
         self.telnyx.clear()
-        for hook in self._reset_hooks:
-            hook()
 
     # -- per request ---------------------------------------------------------------------------------------------
 
@@ -192,9 +184,6 @@ class Mock:
                 if m.spec.name == name and operation_id in m.spec.operations:
                     return m, m.spec.operations[operation_id]
         return self.mounted_for_path(path), None
-
-    def spec_dir_of(self, name: str) -> Path | None:
-        return next((m.spec.source.parent for m in self.mounted if m.spec.name == name), None)
 
     def describe(self) -> list[dict[str, Any]]:
         return [
