@@ -37,7 +37,8 @@ class Call:
     scenario: str
     started_at: str
     flow: CallFlow | None = None
-    state: str = "ringing"  # ringing → in_progress → completed, or no_answer / busy / failed / declined / voicemail
+    # ringing → in_progress → completed, or no_answer / busy / failed / declined / voicemail / blocked
+    state: str = "ringing"
     answered_at: str | None = None
     ended_at: str | None = None
     end_reason: str | None = None
@@ -121,12 +122,14 @@ class Phones:
         self.calls.append(call)
         callee = scenario.callee
         ring = min(callee.after, RING_TIMEOUT)
-        if callee.outcome == "answers" and callee.after < RING_TIMEOUT:
+        if scenario.blocked is not None:  # the network refuses it before it rings
+            self._later(call, 0, lambda: self.finish(call, "blocked"), "blocked")
+        elif callee.outcome == "answers" and callee.after < RING_TIMEOUT:
             self._later(call, ring, lambda: self._answer_scripted(call, scenario), "answer")
         elif callee.outcome in ("busy", "unreachable", "declines", "voicemail"):
             reason = {"busy": "busy", "unreachable": "failed", "declines": "declined", "voicemail": "voicemail"}
             self._later(call, ring, lambda: self.finish(call, reason[callee.outcome]), callee.outcome)
-        if callee.outcome != "busy":
+        if callee.outcome != "busy" and scenario.blocked is None:
             self._later(call, RING_TIMEOUT, lambda: self._ring_out(call), "ring timeout")
         return call
 

@@ -74,6 +74,20 @@ def parser() -> argparse.ArgumentParser:
         "GET /_mock/keys gives the public key)",
     )
     serve.add_argument(
+        "--telesign-customer",
+        action="append",
+        default=[],
+        metavar="CUSTOMER_ID:API_KEY",
+        help="a TeleSign customer and its base64 API key (repeatable; default: the test customer in the README)",
+    )
+    serve.add_argument(
+        "--telesign-date-tolerance",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how far the Date of a TSA-signed request may be from real time (default 900)",
+    )
+    serve.add_argument(
         "--no-bundled",
         action="store_true",
         help="serve only the folders given, without the bundled specs, handlers and scenarios",
@@ -129,7 +143,21 @@ def config_from(args: argparse.Namespace) -> Config:
         access_log=not args.quiet,
         clock=args.clock,
         telnyx_signing_key=args.telnyx_signing_key,
+        telesign_customers=dict(_customer(value) for value in args.telesign_customer),
+        telesign_date_tolerance=args.telesign_date_tolerance,
     )
+
+
+def _customer(value: str) -> tuple[str, str]:
+    customer_id, separator, api_key = value.partition(":")
+    if not separator or not customer_id or not api_key:
+        raise ConfigError(
+            "--telesign-customer",
+            value,
+            "is not CUSTOMER_ID:API_KEY",
+            "e.g. --telesign-customer FFFFFFFF-EEEE-DDDD-1234-AB1234567890:dmVyaWZ5bW9jaw==",
+        )
+    return customer_id, api_key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser().parse_args(["serve", *argv])
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from(args)
     try:
+        config = config_from(args)
         config.check()
         from verifymock.server import serve  # imported late: --help stays fast
 

@@ -20,6 +20,7 @@ from verifymock.scenarios import Scenario, Scenarios
 from verifymock.scenarios import load as load_scenarios
 from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
+from verifymock.vendors.telesign import TeleSign
 from verifymock.vendors.telnyx import Telnyx
 from verifymock.webhooks import TelnyxSigner, Webhooks
 
@@ -34,6 +35,8 @@ class RequestContext:
 
     headers: dict[str, str]
     touched: list[str]
+    raw_body: bytes = b""
+    principal: str | None = None  # who the credentials name (a TeleSign customer id, ...)
 
 
 _request: ContextVar[RequestContext | None] = ContextVar("verifymock_request", default=None)
@@ -69,8 +72,9 @@ class Mock:
         self.webhooks = Webhooks(self.clock, self.signer)
         self.clock.settle = self.webhooks.settle
         self.telnyx = Telnyx(self)
+        self.telesign = TeleSign(self)
         self.mounted: list[Mounted] = self._load(config)
-        self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.base_path), reverse=True)
+        self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
 
     @staticmethod
@@ -129,12 +133,19 @@ class Mock:
         self.webhooks.clear()
         self.scenarios.bindings.clear()
         self.telnyx.clear()
+        self.telesign.clear()
 
     # -- per request ---------------------------------------------------------------------------------------------
 
     def begin_request(self, headers: dict[str, str]) -> RequestContext:
         context = RequestContext(headers, [])
         _request.set(context)
+        return context
+
+    def request(self) -> RequestContext:
+        context = _request.get()
+        if context is None:
+            raise RuntimeError("no request is being served")
         return context
 
     def touch(self, resource_id: str) -> None:
@@ -169,10 +180,10 @@ class Mock:
             log.error("webhook %s does not conform to %s: %s", schema_pointer, spec_name, "; ".join(map(str, problems)))
 
     def mounted_for_path(self, path: str) -> Mounted | None:
-        """The spec whose base path is the longest prefix of `path`."""
+        """The spec whose prefix is the longest one `path` starts with."""
         for m in self._by_prefix:
-            base = m.spec.base_path
-            if not base or path == base or path.startswith(base + "/"):
+            prefix = m.spec.prefix
+            if not prefix or path == prefix or path.startswith(prefix + "/"):
                 return m
         return None
 

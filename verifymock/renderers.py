@@ -116,14 +116,25 @@ def telesign_timestamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _telesign_code(error: ApiError) -> int:
+    try:
+        code = int(error.code) if error.code is not None else _TELESIGN[error.problem]
+    except ValueError:
+        code = 0
+    return code if code < 0 else _TELESIGN[error.problem]  # a scenario's code for another vendor does not apply
+
+
 def render_telesign(error: ApiError) -> tuple[int, Body]:
     body: Body = {
         "reference_id": error.extra.get("reference_id") or secrets.token_hex(16).upper(),
         "sub_resource": error.extra.get("sub_resource", "call"),
-        "errors": [{"code": int(error.code or _TELESIGN[error.problem]), "description": error.detail}],
+        "errors": [{"code": _telesign_code(error), "description": error.detail}],
         "status": {"code": 500, "description": "Transaction not attempted", "updated_on": telesign_timestamp()},
     }
-    return status_of(error), body
+    status = status_of(error)
+    if status == 401:
+        body["status"].update(code=501, description="Not authorized")
+    return status, body
 
 
 def render_plain(error: ApiError) -> tuple[int, Body]:

@@ -57,6 +57,7 @@ class Scenario:
     http: HttpOverride | None = None
     latency_ms: float = 0.0
     webhooks: Breakage = field(default_factory=Breakage)
+    blocked: str | None = None  # by_customer / by_vendor: the vendor refuses to place the call
     source: str = "built-in"
 
     def to_json(self) -> dict[str, Any]:
@@ -81,6 +82,7 @@ class Scenario:
                     "drop_attempts": self.webhooks.drop_attempts,
                     "bad_signature": self.webhooks.bad_signature,
                 },
+                "blocked": self.blocked,
             },
         }
 
@@ -142,6 +144,7 @@ def parse(scenario_id: str, raw: Any, source: str) -> Scenario:
         http=None if http is None else HttpOverride(http["status"], http.get("code"), http.get("detail")),
         latency_ms=float(overrides.get("latency_ms", 0.0)),
         webhooks=Breakage(int(hooks.get("drop_attempts", 0)), bool(hooks.get("bad_signature", False))),
+        blocked=overrides.get("blocked"),
         source=source,
     )
 

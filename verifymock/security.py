@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from connexion.security import BearerSecurityHandler
+from connexion.lifecycle import ConnexionRequest
+from connexion.security import ApiKeySecurityHandler, BearerSecurityHandler
 
 from verifymock.config import Config
+from verifymock.engine import engine
 
 
 def security_map(config: Config) -> dict[str, Any]:
@@ -20,4 +22,25 @@ def security_map(config: Config) -> dict[str, Any]:
         def _resolve_func(self, security_scheme: dict[str, Any]) -> Any:
             return token_info
 
-    return {"bearer": Bearer}
+    class ApiKey(ApiKeySecurityHandler):  # type: ignore[misc]
+        def _resolve_func(self, security_scheme: dict[str, Any]) -> Any:
+            checks = {"telesign": telesign_credentials}
+            return checks.get(security_scheme.get("x-verifymock-auth", ""), any_api_key)
+
+    return {"bearer": Bearer, "apiKey": ApiKey}
+
+
+def any_api_key(api_key: str) -> dict[str, Any]:
+    return {"sub": api_key}
+
+
+def telesign_credentials(api_key: str, request: ConnexionRequest) -> dict[str, Any]:
+    """TeleSign's Basic and TSA (HMAC) schemes, over the exact bytes received."""
+    mock = engine()
+    context = mock.request()
+    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    customer_id = mock.telesign.authenticate(
+        api_key, request.scope["method"], raw_path.decode("latin-1"), context.headers, context.raw_body
+    )
+    context.principal = customer_id
+    return {"sub": customer_id}

@@ -62,6 +62,18 @@ class Spec:
     def version(self) -> str:
         return str(self.original.get("openapi", ""))
 
+    @property
+    def prefix(self) -> str:
+        """The path prefix this spec answers for: its base path and the literal segments all its paths share
+        (`/v1/verify` for TeleSign, mounted at the root), so an unknown URL elsewhere is not blamed on it."""
+        routes = [op.path.strip("/").split("/") for op in self.operations.values()]
+        shared: list[str] = []
+        for segments in zip(*routes, strict=False) if routes else ():
+            if len(set(segments)) != 1 or "{" in segments[0] or len(shared) == min(map(len, routes)) - 1:
+                break
+            shared.append(segments[0])
+        return self.base_path + "".join("/" + segment for segment in shared)
+
 
 def read_document(path: Path) -> dict[str, Any]:
     try:

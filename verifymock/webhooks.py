@@ -11,6 +11,7 @@ import base64
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,10 @@ class Breakage:
     bad_signature: bool = False
 
 
+BodyFor = Callable[[int, str], bytes]  # (attempt number, url) -> the exact bytes to send
+HeadersFor = Callable[[bytes, bool], dict[str, str]]  # (body, tamper) -> signed headers
+
+
 @dataclass
 class Delivery:
     id: int
@@ -84,9 +89,10 @@ class Delivery:
     event_type: str
     url: str
     failover_url: str | None
-    data: dict[str, Any]
     created_at: str
     subject: str
+    body_for: BodyFor
+    headers_for: HeadersFor
     breakage: Breakage = field(default_factory=Breakage)
     attempts: list[Attempt] = field(default_factory=list)
     rounds: int = 0
@@ -117,6 +123,35 @@ class Webhooks:
     def clear(self) -> None:
         self.deliveries.clear()
 
+    def send(
+        self,
+        *,
+        vendor: str,
+        event_type: str,
+        url: str,
+        failover_url: str | None,
+        subject: str,
+        body_for: BodyFor,
+        headers_for: HeadersFor,
+        breakage: Breakage | None = None,
+    ) -> Delivery:
+        """Start delivering: the first round of attempts runs now, on the event loop; the request goes on."""
+        delivery = Delivery(
+            id=next(self._ids),
+            vendor=vendor,
+            event_type=event_type,
+            url=url,
+            failover_url=failover_url or None,
+            created_at=self.clock.now_datetime().isoformat(),
+            subject=subject,
+            body_for=body_for,
+            headers_for=headers_for,
+            breakage=breakage or Breakage(),
+        )
+        self.deliveries.append(delivery)
+        self._start_round(delivery)
+        return delivery
+
     def send_telnyx(
         self,
         *,
@@ -126,20 +161,17 @@ class Webhooks:
         subject: str,
         breakage: Breakage | None = None,
     ) -> Delivery:
-        delivery = Delivery(
-            id=next(self._ids),
+        """Telnyx's envelope: `meta` counts the attempt and names the URL, so each attempt is signed anew."""
+        return self.send(
             vendor="telnyx",
             event_type=str(data.get("event_type", "")),
             url=url,
-            failover_url=failover_url or None,
-            data=data,
-            created_at=self.clock.now_datetime().isoformat(),
+            failover_url=failover_url,
             subject=subject,
-            breakage=breakage or Breakage(),
+            body_for=lambda attempt, to: jsonio.dumps({"data": data, "meta": {"attempt": attempt, "delivered_to": to}}),
+            headers_for=lambda body, tamper: self.signer.headers(body, tamper=tamper),
+            breakage=breakage,
         )
-        self.deliveries.append(delivery)
-        self._start_round(delivery)
-        return delivery
 
     async def settle(self) -> None:
         """Wait until every round of attempts under way has finished."""
@@ -167,12 +199,12 @@ class Webhooks:
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery, url: str) -> bool:
         number = len(delivery.attempts) + 1
-        body = jsonio.dumps({"data": delivery.data, "meta": {"attempt": number, "delivered_to": url}})
+        body = delivery.body_for(number, url)
         at = self.clock.now_datetime().isoformat()
         if number <= delivery.breakage.drop_attempts:
             delivery.attempts.append(Attempt(number, url, at, None, "dropped by the scenario", False))
             return False
-        headers = self.signer.headers(body, tamper=delivery.breakage.bad_signature)
+        headers = delivery.headers_for(body, delivery.breakage.bad_signature)
         try:
             response = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:

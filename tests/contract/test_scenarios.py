@@ -60,6 +60,8 @@ EXPECTED: dict[str, Expect] = {
     "calls/busy": Expect("dtmf_confirm", final="error", call_state="busy", webhook="hook"),
     "calls/unreachable": Expect("dtmf_confirm", final="error", call_state="failed", webhook="hook"),
     "calls/declines": Expect("dtmf_confirm", final="error", call_state="declined", webhook="hook"),
+    "calls/blocked_by_customer": Expect("dtmf_confirm", final="error", call_state="blocked", webhook="hook"),
+    "calls/blocked_by_vendor": Expect("dtmf_confirm", final="error", call_state="blocked", webhook="hook"),
     "calls/voicemail": Expect("dtmf_confirm", final="expired", call_state="voicemail", webhook="hook"),
     "messages/undelivered": Expect("sms", final="pending", message_status="delivery_failed"),
     "webhooks/bad_signature": Expect(

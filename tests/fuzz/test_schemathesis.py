@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -15,20 +16,26 @@ from tests.helpers import REPO
 from verifymock.config import Config
 from verifymock.server import Running, serve_in_thread
 from verifymock.specs import base_path_of, spec_files
+from verifymock.vendors.telesign import DEFAULT_API_KEY, DEFAULT_CUSTOMER_ID
 
 FUZZ_KEY = "fuzz-key"
-AUTH = {"Authorization": f"Bearer {FUZZ_KEY}"}
+BASIC = base64.b64encode(f"{DEFAULT_CUSTOMER_ID}:{DEFAULT_API_KEY}".encode()).decode()
+# valid credentials per spec; schemathesis checks that missing or wrong ones are refused
+AUTH = {
+    "telesign_voice_verify": {"Authorization": f"Basic {BASIC}"},
+}
+DEFAULT_AUTH = {"Authorization": f"Bearer {FUZZ_KEY}"}
 # CI runs a fixed, repeatable set; VERIFYMOCK_FUZZ_EXAMPLES=N runs N random examples per operation instead
 MAX_EXAMPLES = int(os.environ.get("VERIFYMOCK_FUZZ_EXAMPLES", "40"))
 REPEATABLE = "VERIFYMOCK_FUZZ_EXAMPLES" not in os.environ
 
 
-def credentials(case: Any) -> dict[str, str] | None:
+def credentials(case: Any, spec: str) -> dict[str, str] | None:
     """A valid key, unless this case deliberately breaks the headers (a missing Authorization must stay missing)."""
     headers = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
     if headers is not None and headers.mode == schemathesis.GenerationMode.NEGATIVE:
         return None
-    return AUTH
+    return AUTH.get(spec, DEFAULT_AUTH)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +58,7 @@ def _fuzz_test(name: str) -> Any:
         suppress_health_check=list(HealthCheck),
     )
     def test(case: Any, fuzz_server: Running) -> None:
-        case.call_and_validate(base_url=fuzz_server.url + base_path, headers=credentials(case))
+        case.call_and_validate(base_url=fuzz_server.url + base_path, headers=credentials(case, name))
 
     return test
 

@@ -431,7 +431,7 @@ class DtmfConfirm:
 
     def ended(self, call: Call, reason: str) -> None:
         if self.outcome is None:
-            status = "error" if reason in ("no_answer", "busy", "failed", "declined") else "expired"
+            status = "error" if reason in ("no_answer", "busy", "failed", "declined", "blocked") else "expired"
             self.outcome = status
             self.telnyx.complete(self.verification, self.profile, self.scenario, status)
 

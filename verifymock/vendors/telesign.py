@@ -1,0 +1,385 @@
+"""TeleSign Voice Verify: authentication, transactions, the call's status codes, code checks and callbacks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from verifymock import jsonio
+from verifymock.calls import Call, Phones
+from verifymock.errors import ApiError, Problem
+from verifymock.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from verifymock.engine import Mock
+
+Body = dict[str, Any]
+
+DEFAULT_CUSTOMER_ID = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890"
+DEFAULT_API_KEY = base64.b64encode(b"verifymock-telesign-test-key").decode()
+DEFAULT_TEMPLATE = "Hello. Your code is $$CODE$$. Once again, your code is $$CODE$$. Goodbye."
+CALLER_ID = "15555550000"
+CODE_VALIDITY = 300.0  # clock seconds a code can be checked
+MAX_CODE_ATTEMPTS = 5  # wrong checks before MAX_ATTEMPTS_EXCEEDED
+LOOKUP_WINDOW = 12 * 3600.0  # clock seconds a transaction can be looked up
+PROMPT_WAIT = 5.0  # seconds of silence after a prompt
+PLAYBACK = 12.0  # seconds the code message plays before the call ends
+NONCE_LENGTHS = range(8, 129)
+
+STATUS = {
+    100: "Call answered",
+    101: "Not answered",
+    103: "Call in progress",
+    106: "Call failed",
+    107: "Line busy",
+    129: "Call blocked by your request",
+    130: "Call blocked by Telesign",
+    500: "Transaction not attempted",
+    501: "Not authorized",
+}
+# How a call's end maps onto TeleSign's status codes.
+CALL_END_STATUS = {
+    "no_answer": 101,
+    "declined": 101,
+    "busy": 107,
+    "failed": 106,
+    "voicemail": 100,
+}
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _unauthorized(code: int, detail: str) -> ApiError:
+    return ApiError(Problem.UNAUTHENTICATED, detail, code=code, status=401, extra={"sub_resource": "call"})
+
+
+@dataclass
+class Transaction:
+    reference_id: str
+    customer_id: str
+    phone_number: str
+    code: str
+    submitted_at: float
+    submitted: str
+    status_code: int
+    updated_on: str
+    callback_url: str | None
+    scenario: Scenario
+    code_state: str = "UNKNOWN"
+    code_entered: str | None = ""
+    attempts: int = 0
+    call_id: str | None = None
+
+    def status(self) -> Body:
+        return {"code": self.status_code, "description": STATUS[self.status_code], "updated_on": self.updated_on}
+
+    def to_json(self) -> Body:
+        return {
+            "reference_id": self.reference_id,
+            "sub_resource": "call",
+            "errors": [],
+            "status": self.status(),
+            "verify": {"code_state": self.code_state, "code_entered": self.code_entered},
+            "voice": {"caller_id": CALLER_ID},
+        }
+
+
+class TeleSign:
+    def __init__(self, mock: Mock) -> None:
+        self.mock = mock
+        self.customers: dict[str, str] = dict(mock.config.telesign_customers) or {DEFAULT_CUSTOMER_ID: DEFAULT_API_KEY}
+        self.transactions: dict[str, Transaction] = {}
+        self._nonces: dict[str, float] = {}  # nonce -> real time it was first seen
+
+    def clear(self) -> None:
+        self.transactions.clear()
+        self._nonces.clear()
+
+    # -- authentication -------------------------------------------------------------------------------------------
+
+    def authenticate(self, authorization: str, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
+        """The customer id the request authenticates as; ApiError with TeleSign's code otherwise."""
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() == "basic":
+            return self._basic(credentials.strip())
+        if scheme == "TSA":
+            return self._digest(credentials.strip(), method, path, headers, body)
+        raise _unauthorized(-30005, "The Authorization header must be `Basic ...` or `TSA customer_id:signature`.")
+
+    def _customer_key(self, customer_id: str) -> str:
+        key = self.customers.get(customer_id)
+        if key is None:
+            raise _unauthorized(-30000, f"Invalid Customer ID {customer_id!r}.")
+        return key
+
+    def _basic(self, credentials: str) -> str:
+        try:
+            customer_id, separator, api_key = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise _unauthorized(-30005, "Basic credentials must be base64 of customer_id:api_key.") from exc
+        if not separator:
+            raise _unauthorized(-30005, "Basic credentials must be base64 of customer_id:api_key.")
+        if not hmac.compare_digest(api_key.encode(), self._customer_key(customer_id).encode()):
+            raise _unauthorized(-30015, "Invalid API Key.")
+        return customer_id
+
+    def _digest(self, credentials: str, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
+        customer_id, separator, signature = credentials.partition(":")
+        if not separator or not customer_id or not signature:
+            raise _unauthorized(-30005, "The Authorization header must be `TSA customer_id:signature`.")
+        api_key = self._customer_key(customer_id)
+        x_ts_date = headers.get("x-ts-date")
+        date = x_ts_date if x_ts_date is not None else headers.get("date")
+        if not date:
+            raise _unauthorized(-30007, "A Date or x-ts-date header is required.")
+        try:
+            sent = parsedate_to_datetime(date)
+        except (TypeError, ValueError) as exc:
+            raise _unauthorized(-30009, f"The date {date!r} is not in RFC 822 format.") from exc
+        if sent.tzinfo is None:
+            raise _unauthorized(-30009, f"The date {date!r} has no time zone.")
+        tolerance = self.mock.config.telesign_date_tolerance
+        if abs(time.time() - sent.timestamp()) > tolerance:  # real time: it is the client's clock being checked
+            raise _unauthorized(-30010, f"The date is more than {tolerance:g} seconds from the server's time.")
+        auth_method = headers.get("x-ts-auth-method", "")
+        if auth_method != "HMAC-SHA256":
+            raise _unauthorized(-30008, "x-ts-auth-method must be HMAC-SHA256.")
+        nonce = headers.get("x-ts-nonce", "")
+        if len(nonce) not in NONCE_LENGTHS:
+            raise _unauthorized(-30011, f"x-ts-nonce must be {NONCE_LENGTHS.start} to {NONCE_LENGTHS.stop - 1} long.")
+        content_type = headers.get("content-type", "")
+        lines = [method, content_type, "" if x_ts_date is not None else date, f"x-ts-auth-method:{auth_method}"]
+        if x_ts_date is not None:
+            lines.append(f"x-ts-date:{x_ts_date}")
+        lines.append(f"x-ts-nonce:{nonce}")
+        if content_type and body:
+            lines.append(body.decode("utf-8", "replace"))
+        lines.append(path)
+        expected = base64.b64encode(
+            hmac.new(base64.b64decode(api_key), "\n".join(lines).encode(), hashlib.sha256).digest()
+        ).decode()
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise _unauthorized(-30006, "Invalid Signature.")
+        self._remember_nonce(nonce, tolerance)
+        return customer_id
+
+    def _remember_nonce(self, nonce: str, window: float) -> None:
+        now = time.time()
+        for old in [n for n, seen in self._nonces.items() if now - seen > window]:
+            del self._nonces[old]
+        if nonce in self._nonces:
+            raise _unauthorized(-30012, "This nonce was already used.")
+        self._nonces[nonce] = now
+
+    # -- transactions ---------------------------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return timestamp(self.mock.clock.now_datetime())
+
+    def send_call(self, customer_id: str, body: Body, scenario: Scenario) -> Transaction:
+        code = body.get("verify_code") or "".join(secrets.choice("0123456789") for _ in range(5))
+        now = self._now()
+        transaction = Transaction(
+            reference_id=secrets.token_hex(16).upper(),
+            customer_id=customer_id,
+            phone_number=body["phone_number"],
+            code=code,
+            submitted_at=self.mock.clock.now(),
+            submitted=now,
+            status_code=103,
+            updated_on=now,
+            callback_url=body.get("callback_url"),
+            scenario=scenario,
+        )
+        self.transactions[transaction.reference_id] = transaction
+        self.mock.touch(transaction.reference_id)
+        if scenario.blocked is not None:
+            self._set_status(transaction, 129 if scenario.blocked == "by_customer" else 130)
+            return transaction
+        message = (body.get("tts_message") or body.get("template") or DEFAULT_TEMPLATE).replace(
+            "$$CODE$$", ", ".join(code)
+        )
+        flow = VoiceVerify(self, transaction, message, body)
+        call = self.mock.phones.place_call(
+            vendor="telesign",
+            kind="voice_verify",
+            phone_number="+" + transaction.phone_number,
+            caller_id="+" + (body.get("caller_id") or CALLER_ID),
+            scenario=scenario,
+            flow=flow,
+        )
+        transaction.call_id = call.id
+        return transaction
+
+    def transaction(self, reference_id: str) -> Transaction:
+        transaction = self.transactions.get(reference_id)
+        if transaction is None:
+            raise ApiError(
+                Problem.NOT_FOUND,
+                f"Reference ID {reference_id} not found.",
+                code=-10001,
+                extra={"reference_id": reference_id, "sub_resource": "call"},
+            )
+        if self.mock.clock.now() - transaction.submitted_at > LOOKUP_WINDOW:
+            raise ApiError(
+                Problem.NOT_FOUND,
+                f"Reference ID {reference_id} has expired.",
+                code=-10004,
+                extra={"reference_id": reference_id, "sub_resource": "call"},
+            )
+        return transaction
+
+    def status(self, reference_id: str, verify_code: str | None) -> Body:
+        transaction = self.transaction(reference_id)
+        if verify_code is not None:
+            self.mock.touch(reference_id)
+            self._check(transaction, verify_code)
+        return transaction.to_json()
+
+    def _check(self, transaction: Transaction, entered: str) -> None:
+        transaction.code_entered = entered
+        if transaction.code_state in ("VALID", "MAX_ATTEMPTS_EXCEEDED"):
+            return
+        if self.mock.clock.now() - transaction.submitted_at > CODE_VALIDITY:
+            transaction.code_state = "EXPIRED"
+        elif hmac.compare_digest(entered, transaction.code):
+            transaction.code_state = "VALID"
+        else:
+            transaction.attempts += 1
+            transaction.code_state = "MAX_ATTEMPTS_EXCEEDED" if transaction.attempts >= MAX_CODE_ATTEMPTS else "INVALID"
+
+    def completion(self, reference_id: str) -> Body:
+        transaction = self.transaction(reference_id)
+        self.mock.touch(reference_id)
+        return {
+            "reference_id": transaction.reference_id,
+            "sub_resource": "voice",
+            "errors": [],
+            "status": {
+                "code": 1900,
+                "description": "Verify completion successfully recorded",
+                "updated_on": self._now(),
+            },
+        }
+
+    # -- the call's fate and callbacks ----------------------------------------------------------------------------
+
+    def _set_status(self, transaction: Transaction, code: int) -> None:
+        if transaction.status_code == code:
+            return
+        transaction.status_code = code
+        transaction.updated_on = self._now()
+        self._callback(transaction)
+
+    def _callback(self, transaction: Transaction) -> None:
+        if not transaction.callback_url:
+            return
+        body = {
+            "reference_id": transaction.reference_id,
+            "sub_resource": "call",
+            "errors": [],
+            "status": transaction.status(),
+            "submit_timestamp": transaction.submitted,
+            "verify": {"code_state": transaction.code_state, "code_entered": transaction.code_entered},
+        }
+        self.mock.check_webhook("telesign_voice_verify", "/components/schemas/Callback", body)
+        raw = jsonio.dumps(body)
+        customer_id, api_key = transaction.customer_id, self.customers[transaction.customer_id]
+        self.mock.webhooks.send(
+            vendor="telesign",
+            event_type=f"status {transaction.status_code}",
+            url=transaction.callback_url,
+            failover_url=None,
+            subject=transaction.reference_id,
+            body_for=lambda _attempt, _url: raw,
+            headers_for=lambda payload, tamper: callback_headers(customer_id, api_key, payload, tamper),
+            breakage=transaction.scenario.webhooks,
+        )
+
+
+def callback_headers(customer_id: str, api_key: str, body: bytes, tamper: bool = False) -> dict[str, str]:
+    """The signature TeleSign puts on callbacks: base64 HMAC-SHA256 of the raw body, in two headers."""
+    digest = hmac.new(base64.b64decode(api_key), body, hashlib.sha256).digest()
+    if tamper:
+        digest = bytes([digest[0] ^ 0xFF]) + digest[1:]
+    value = f"TSA {customer_id}:{base64.b64encode(digest).decode()}"
+    return {"content-type": "application/json", "authorization": value, "x-ts-authorization": value}
+
+
+class VoiceVerify:
+    """The call: once answered the code message plays (after the prompt_digit or pressx gate when asked for), then
+    the call ends. A wrong digit or a silence replays the gate; three plays at most, two silences in a row hang up;
+    pressx gives two tries."""
+
+    def __init__(self, telesign: TeleSign, transaction: Transaction, message: str, body: Body) -> None:
+        self.telesign = telesign
+        self.phones: Phones = telesign.mock.phones
+        self.transaction = transaction
+        self.message = message
+        self.pressx = body.get("pressx") == "1"
+        self.prompt = body.get("prompt_message")
+        self.digit = body.get("prompt_digit")
+        if self.pressx:
+            self.digit = secrets.choice("123456789")
+            self.prompt = f"Press {self.digit} to hear your verification code."
+        self.gated = self.digit is not None and self.prompt is not None
+        self.plays = 0
+        self.silences = 0
+        self.wait: Any = None
+
+    @property
+    def limit(self) -> int:
+        return 2 if self.pressx else 3
+
+    def answered(self, call: Call) -> None:
+        self.telesign._set_status(self.transaction, 100)
+        if self.gated:
+            self._gate(call)
+        else:
+            self._read_code(call)
+
+    def pressed(self, call: Call, digit: str) -> None:
+        if not self.gated or self.wait is None:
+            return
+        self.wait.cancel()
+        self.wait = None
+        self.silences = 0
+        if digit == self.digit:
+            self._read_code(call)
+        elif self.plays >= self.limit:
+            self.phones.finish(call, "completed")
+        else:
+            self._gate(call)
+
+    def ended(self, call: Call, reason: str) -> None:
+        code = CALL_END_STATUS.get(reason)
+        if code is not None and self.transaction.status_code == 103:
+            self.telesign._set_status(self.transaction, code)
+
+    def _gate(self, call: Call) -> None:
+        self.plays += 1
+        self.phones.play(call, str(self.prompt))
+        self.wait = self.phones.later(call, PROMPT_WAIT, lambda: self._silence(call), "prompt wait")
+
+    def _silence(self, call: Call) -> None:
+        self.wait = None
+        self.silences += 1
+        if self.silences >= 2 or self.plays >= self.limit:
+            self.phones.finish(call, "completed")
+        else:
+            self._gate(call)
+
+    def _read_code(self, call: Call) -> None:
+        self.gated = False
+        self.phones.play(call, self.message)
+        self.phones.later(call, PLAYBACK, lambda: self.phones.finish(call, "completed"), "end")
