@@ -81,6 +81,11 @@ def parser() -> argparse.ArgumentParser:
         help="a TeleSign customer and its base64 API key (repeatable; default: the test customer in the README)",
     )
     serve.add_argument(
+        "--telesign-callback-url",
+        metavar="URL",
+        help="the account's TeleSign callback URL, used when a request gives no callback_url",
+    )
+    serve.add_argument(
         "--telesign-date-tolerance",
         type=float,
         default=900.0,
@@ -145,6 +150,7 @@ def config_from(args: argparse.Namespace) -> Config:
         telnyx_signing_key=args.telnyx_signing_key,
         telesign_customers=dict(_customer(value) for value in args.telesign_customer),
         telesign_date_tolerance=args.telesign_date_tolerance,
+        telesign_callback_url=args.telesign_callback_url,
     )
 
 

@@ -298,3 +298,21 @@ def test_telesign_every_response_and_callback_validates_with_openapi_core(
     assert receiver.at("/cb")
     for received in receiver.at("/cb"):
         openapi.validate_request(Callback("https://example.com", "post", "/", data=received.body))
+
+
+def test_telesign_too_many_wrong_codes_lock_the_transaction(verify: VerifyClient, control: httpx.Client) -> None:
+    reference_id = verify.voice(NUMBER, verify_code="8888").json["reference_id"]
+    states = [verify.status(reference_id, verify_code="1111").json["verify"]["code_state"] for _ in range(5)]
+    assert states == ["INVALID"] * 4 + ["MAX_ATTEMPTS_EXCEEDED"]
+    assert verify.status(reference_id, verify_code="8888").json["verify"]["code_state"] == "MAX_ATTEMPTS_EXCEEDED"
+
+
+def test_telesign_callbacks_fall_back_to_the_account_url(receiver: Receiver) -> None:
+    config = Config(
+        port=0, clock="manual", telesign_customers={CUSTOMER: KEY}, telesign_callback_url=f"{receiver.url}/account"
+    )
+    with serve_in_thread(config) as server:
+        client = VerifyClient(CUSTOMER, KEY, rest_endpoint=server.url)
+        client.voice(NUMBER)
+        httpx.post(f"{server.url}/_mock/clock/advance", json={"seconds": 3})
+    assert [json.loads(r.body)["status"]["code"] for r in receiver.at("/account")] == [100]

@@ -198,7 +198,7 @@ class TeleSign:
             submitted=now,
             status_code=103,
             updated_on=now,
-            callback_url=body.get("callback_url"),
+            callback_url=body.get("callback_url") or self.mock.config.telesign_callback_url,
             scenario=scenario,
         )
         self.transactions[transaction.reference_id] = transaction
