@@ -107,10 +107,19 @@ class Phones:
     # -- what vendors do ------------------------------------------------------------------------------------------
 
     def place_call(
-        self, *, vendor: str, kind: str, phone_number: str, caller_id: str, scenario: Scenario, flow: CallFlow
+        self,
+        *,
+        vendor: str,
+        kind: str,
+        phone_number: str,
+        caller_id: str,
+        scenario: Scenario,
+        flow: CallFlow,
+        ring_timeout: float = RING_TIMEOUT,
+        call_id: str | None = None,
     ) -> Call:
         call = Call(
-            id=str(uuid.uuid4()),
+            id=call_id or str(uuid.uuid4()),
             vendor=vendor,
             kind=kind,
             phone_number=phone_number,
@@ -121,16 +130,16 @@ class Phones:
         )
         self.calls.append(call)
         callee = scenario.callee
-        ring = min(callee.after, RING_TIMEOUT)
+        ring = min(callee.after, ring_timeout)
         if scenario.blocked is not None:  # the network refuses it before it rings
             self._later(call, 0, lambda: self.finish(call, "blocked"), "blocked")
-        elif callee.outcome == "answers" and callee.after < RING_TIMEOUT:
+        elif callee.outcome == "answers" and callee.after < ring_timeout:
             self._later(call, ring, lambda: self._answer_scripted(call, scenario), "answer")
         elif callee.outcome in ("busy", "unreachable", "declines", "voicemail"):
             reason = {"busy": "busy", "unreachable": "failed", "declines": "declined", "voicemail": "voicemail"}
             self._later(call, ring, lambda: self.finish(call, reason[callee.outcome]), callee.outcome)
         if callee.outcome != "busy" and scenario.blocked is None:
-            self._later(call, RING_TIMEOUT, lambda: self._ring_out(call), "ring timeout")
+            self._later(call, ring_timeout, lambda: self._ring_out(call), "ring timeout")
         return call
 
     def send_message(

@@ -93,6 +93,13 @@ def parser() -> argparse.ArgumentParser:
         help="how far the Date of a TSA-signed request may be from real time (default 900)",
     )
     serve.add_argument(
+        "--cm-product-token",
+        action="append",
+        default=[],
+        metavar="GUID",
+        help="a CM.com product token to accept (repeatable; default: the test token in the README)",
+    )
+    serve.add_argument(
         "--no-bundled",
         action="store_true",
         help="serve only the folders given, without the bundled specs, handlers and scenarios",
@@ -151,6 +158,7 @@ def config_from(args: argparse.Namespace) -> Config:
         telesign_customers=dict(_customer(value) for value in args.telesign_customer),
         telesign_date_tolerance=args.telesign_date_tolerance,
         telesign_callback_url=args.telesign_callback_url,
+        cm_product_tokens=args.cm_product_token,
     )
 
 

@@ -20,6 +20,7 @@ from verifymock.scenarios import Scenario, Scenarios
 from verifymock.scenarios import load as load_scenarios
 from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
+from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
 from verifymock.vendors.telnyx import Telnyx
 from verifymock.webhooks import TelnyxSigner, Webhooks
@@ -73,6 +74,7 @@ class Mock:
         self.clock.settle = self.webhooks.settle
         self.telnyx = Telnyx(self)
         self.telesign = TeleSign(self)
+        self.cm = CM(self)
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
@@ -156,9 +158,17 @@ class Mock:
 
     async def scenario_for(self, phone_number: str | None) -> Scenario:
         """The scenario this request runs under, with its latency and forced error applied."""
+        scenario = self.select_scenario(phone_number)
+        await self.apply_overrides(scenario)
+        return scenario
+
+    def select_scenario(self, phone_number: str | None) -> Scenario:
         context = _request.get()
         header = context.headers.get(SCENARIO_HEADER) if context else None
-        scenario = self.scenarios.select(phone_number, header)
+        return self.scenarios.select(phone_number, header)
+
+    async def apply_overrides(self, scenario: Scenario) -> None:
+        """A scenario's latency, then its forced error, if it has them."""
         if scenario.latency_ms:
             await asyncio.sleep(scenario.latency_ms / 1000)
         if scenario.http is not None:
@@ -168,7 +178,6 @@ class Mock:
                 code=scenario.http.code,
                 status=scenario.http.status,
             )
-        return scenario
 
     def check_webhook(self, spec_name: str, schema_pointer: str, body: dict[str, Any]) -> None:
         """Webhooks are checked against their spec like responses; a mismatch is logged as a mock bug."""

@@ -24,7 +24,7 @@ def security_map(config: Config) -> dict[str, Any]:
 
     class ApiKey(ApiKeySecurityHandler):  # type: ignore[misc]
         def _resolve_func(self, security_scheme: dict[str, Any]) -> Any:
-            checks = {"telesign": telesign_credentials}
+            checks = {"telesign": telesign_credentials, "cm": cm_product_token}
             return checks.get(security_scheme.get("x-verifymock-auth", ""), any_api_key)
 
     return {"bearer": Bearer, "apiKey": ApiKey}
@@ -32,6 +32,10 @@ def security_map(config: Config) -> dict[str, Any]:
 
 def any_api_key(api_key: str) -> dict[str, Any]:
     return {"sub": api_key}
+
+
+def cm_product_token(api_key: str) -> dict[str, Any]:
+    return {"sub": engine().cm.authenticate(api_key)}
 
 
 def telesign_credentials(api_key: str, request: ConnexionRequest) -> dict[str, Any]:

@@ -62,6 +62,15 @@ EXPECTED: dict[str, Expect] = {
     "calls/declines": Expect("dtmf_confirm", final="error", call_state="declined", webhook="hook"),
     "calls/blocked_by_customer": Expect("dtmf_confirm", final="error", call_state="blocked", webhook="hook"),
     "calls/blocked_by_vendor": Expect("dtmf_confirm", final="error", call_state="blocked", webhook="hook"),
+    # the CM callees, run against Telnyx DTMF confirm: only their first key matters there
+    "cm/valid_with_terminator": Expect(
+        "dtmf_confirm", final="accepted", call_state="completed", digits="1", webhook="hook"
+    ),
+    "cm/too_few_then_valid": Expect(
+        "dtmf_confirm", final="accepted", call_state="completed", digits="1", webhook="hook"
+    ),
+    "cm/never_enters": Expect("dtmf_confirm", final="expired", call_state="completed", digits="", webhook="hook"),
+    "cm/regex_mismatch": Expect("dtmf_confirm", final="invalid", call_state="completed", digits="000", webhook="hook"),
     "calls/voicemail": Expect("dtmf_confirm", final="expired", call_state="voicemail", webhook="hook"),
     "messages/undelivered": Expect("sms", final="pending", message_status="delivery_failed"),
     "webhooks/bad_signature": Expect(

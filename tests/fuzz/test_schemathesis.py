@@ -16,6 +16,7 @@ from tests.helpers import REPO
 from verifymock.config import Config
 from verifymock.server import Running, serve_in_thread
 from verifymock.specs import base_path_of, spec_files
+from verifymock.vendors.cm import DEFAULT_TOKEN as CM_TOKEN
 from verifymock.vendors.telesign import DEFAULT_API_KEY, DEFAULT_CUSTOMER_ID
 
 FUZZ_KEY = "fuzz-key"
@@ -23,6 +24,7 @@ BASIC = base64.b64encode(f"{DEFAULT_CUSTOMER_ID}:{DEFAULT_API_KEY}".encode()).de
 # valid credentials per spec; schemathesis checks that missing or wrong ones are refused
 AUTH = {
     "telesign_voice_verify": {"Authorization": f"Basic {BASIC}"},
+    "cm_voice_dtmf": {"X-CM-PRODUCTTOKEN": CM_TOKEN},
 }
 DEFAULT_AUTH = {"Authorization": f"Bearer {FUZZ_KEY}"}
 # CI runs a fixed, repeatable set; VERIFYMOCK_FUZZ_EXAMPLES=N runs N random examples per operation instead
