@@ -33,8 +33,8 @@ class Config:
     telnyx_signing_key: str | None = None  # base64 Ed25519 seed (32 bytes); generated at start when absent
     telesign_customers: dict[str, str] = field(default_factory=dict)  # customer id -> base64 API key
     telesign_callback_url: str | None = None  # where callbacks go when a request names no callback_url
-    telesign_date_tolerance: float = 900.0
-    cm_product_tokens: list[str] = field(default_factory=list)  # empty: the test token in the README  # seconds a TSA-signed request's Date may be off the real clock
+    telesign_date_tolerance: float = 900.0  # seconds a TSA-signed request's Date may be off the real clock
+    cm_product_tokens: list[str] = field(default_factory=list)  # empty: the test token in the README
 
     def spec_dirs(self) -> list[Path]:
         """Bundled first, so a user's file of the same name replaces the bundled one."""

@@ -155,9 +155,8 @@ class DtmfCollection:
         self.phones: Phones = cm.mock.phones
         self.body = body
         self.scenario = scenario
-        self.terminators = body.get("terminators")
-        if self.terminators is None:
-            self.terminators = "#"
+        terminators = body.get("terminators")
+        self.terminators: str = "#" if terminators is None else str(terminators)
         self.low = body.get("min-digits") or 1
         self.high = body.get("max-digits")
         self.max_attempts = body.get("max-attempts") or DEFAULT_ATTEMPTS
