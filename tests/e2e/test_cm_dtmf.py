@@ -220,6 +220,17 @@ REJECTED = [
     ("voice", {"volume": -5}, 400),
     ("voice", {"gender": "Robot"}, 400),
     ("voice", {"gender": 2}, 400),
+    ("voice", {"number": 0}, 400),
+    ("voice", {"premium": "no"}, 400),
+    ("voice", {"language": "x" * 17}, 400),
+    ("callees", ["+15005550701"] * 101, 400),
+    ("disable-callees-validation", "true", 400),
+    ("terminators", "#" * 13, 400),
+    ("voicemail-response", "Maybe", 400),
+    ("valid-prompt-type", "WAV", 400),
+    ("invalid-prompt-type", 5, 400),
+    ("min-digits", 65, 400),
+    ("max-digits", 0, 400),
 ]
 
 
