@@ -23,6 +23,7 @@ from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
 from verifymock.vendors.telnyx import Telnyx
+from verifymock.vendors.tollfree import TollFree
 from verifymock.webhooks import TelnyxSigner, Webhooks
 
 log = logging.getLogger("verifymock")
@@ -75,6 +76,7 @@ class Mock:
         self.telnyx = Telnyx(self)
         self.telesign = TeleSign(self)
         self.cm = CM(self)
+        self.tollfree = TollFree(self)
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
@@ -136,6 +138,7 @@ class Mock:
         self.scenarios.bindings.clear()
         self.telnyx.clear()
         self.telesign.clear()
+        self.tollfree.clear()
 
     # -- per request ---------------------------------------------------------------------------------------------
 

@@ -41,6 +41,23 @@ class Callee:
 
 
 @dataclass(frozen=True)
+class ReviewStep:
+    after: float  # clock seconds after the previous step (or the submission, or the customer's update)
+    status: str
+    reason: str | None = None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(value: float | str) -> float:
+    """A duration in seconds: a number, or a string such as 90m, 36h or 2d."""
+    if isinstance(value, str):
+        return float(value[:-1]) * _UNITS[value[-1]]
+    return float(value)
+
+
+@dataclass(frozen=True)
 class HttpOverride:
     status: int
     code: str | None = None
@@ -52,7 +69,9 @@ class Scenario:
     id: str
     summary: str
     numbers: tuple[str, ...] = ()
+    business_names: tuple[str, ...] = ()
     callee: Callee = field(default_factory=Callee)
+    review: tuple[ReviewStep, ...] = ()
     delivery: str = "delivered"
     http: HttpOverride | None = None
     latency_ms: float = 0.0
@@ -65,7 +84,9 @@ class Scenario:
             "id": self.id,
             "summary": self.summary,
             "numbers": list(self.numbers),
+            "business_names": list(self.business_names),
             "source": self.source,
+            "review": [{"after": s.after, "status": s.status, "reason": s.reason} for s in self.review],
             "callee": {
                 "outcome": self.callee.outcome,
                 "after": self.callee.after,
@@ -90,8 +111,10 @@ class Scenario:
 BUILT_IN = {
     "default": Scenario(
         "default",
-        "The callee answers after 2 s and presses 1 at 5 s (3 s after answering); messages are delivered.",
+        "The callee answers after 2 s and presses 1 at 5 s (3 s after answering); messages are delivered; "
+        "toll-free requests are Verified after 2 days.",
         callee=Callee("answers", 2.0, (Press(3.0, "1"),)),
+        review=(ReviewStep(2 * 86400.0, "Verified"),),
     ),
     "interactive": Scenario(
         "interactive",
@@ -134,6 +157,10 @@ def parse(scenario_id: str, raw: Any, source: str) -> Scenario:
         id=scenario_id,
         summary=raw["summary"],
         numbers=tuple(raw.get("numbers") or ()),
+        business_names=tuple(raw.get("business_names") or ()),
+        review=tuple(
+            ReviewStep(seconds(step["after"]), step["status"], step.get("reason")) for step in raw.get("review") or ()
+        ),
         callee=Callee(
             outcome=callee.get("outcome", "answers"),
             after=float(callee.get("after", 2.0)),
@@ -192,6 +219,7 @@ class Scenarios:
     def __init__(self, scenarios: dict[str, Scenario]) -> None:
         self.all = scenarios
         self.by_number = {n: s for s in scenarios.values() for n in s.numbers}
+        self.by_business = {name.casefold(): s for s in scenarios.values() for name in s.business_names}
         self.bindings: dict[str, str] = {}
 
     def get(self, scenario_id: str) -> Scenario:
@@ -217,10 +245,18 @@ class Scenarios:
         return self.bindings.pop(phone_number, None) is not None
 
     def select(self, phone_number: str | None, header: str | None) -> Scenario:
+        return self.select_any([phone_number] if phone_number else [], header)
+
+    def select_any(self, phone_numbers: list[str], header: str | None, business_name: str | None = None) -> Scenario:
+        """Header, then a binding of any of the numbers, then a reserved number, then a reserved business name."""
         if header:
             return self.get(header)
-        if phone_number and phone_number in self.bindings:
-            return self.get(self.bindings[phone_number])
-        if phone_number and phone_number in self.by_number:
-            return self.by_number[phone_number]
+        for number in phone_numbers:
+            if number in self.bindings:
+                return self.get(self.bindings[number])
+        for number in phone_numbers:
+            if number in self.by_number:
+                return self.by_number[number]
+        if business_name and business_name.casefold() in self.by_business:
+            return self.by_business[business_name.casefold()]
         return self.all["default"]

@@ -71,6 +71,11 @@ EXPECTED: dict[str, Expect] = {
     ),
     "cm/never_enters": Expect("dtmf_confirm", final="expired", call_state="completed", digits="", webhook="hook"),
     "cm/regex_mismatch": Expect("dtmf_confirm", final="invalid", call_state="completed", digits="000", webhook="hook"),
+    # toll-free reviews script no callee: the default one answers and never presses a key
+    **{
+        f"tollfree/{name}": Expect("dtmf_confirm", final="expired", call_state="completed", digits="", webhook="hook")
+        for name in ("approved_after_2_days", "screenshots_then_approved", "rejected", "stuck_with_vendor")
+    },
     "calls/voicemail": Expect("dtmf_confirm", final="expired", call_state="voicemail", webhook="hook"),
     "messages/undelivered": Expect("sms", final="pending", message_status="delivery_failed"),
     "webhooks/bad_signature": Expect(

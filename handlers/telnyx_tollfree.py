@@ -1,0 +1,65 @@
+"""Telnyx toll-free verification: thin handlers over the engine's toll-free module."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from verifymock.engine import engine
+from verifymock.errors import ApiError, Problem
+
+Body = dict[str, Any]
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ApiError(Problem.INVALID_PARAMETER, f"'{name}' is not an ISO 8601 date-time.", parameter=name) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def list_verification_requests(
+    page: int,
+    page_size: int,
+    date_start: str | None = None,
+    date_end: str | None = None,
+    status: str | None = None,
+    phone_number: str | None = None,
+    business_name: str | None = None,
+) -> Body:
+    filters = {
+        "date_start": _moment(date_start, "date_start"),
+        "date_end": _moment(date_end, "date_end"),
+        "status": status,
+        "phone_number": phone_number,
+        "business_name": business_name,
+    }
+    return engine().tollfree.list(page, page_size, filters)
+
+
+async def submit_verification_request(body: Body) -> Body:
+    mock = engine()
+    scenario = mock.scenarios.select_any(
+        mock.tollfree.scenario_numbers(body), mock.request().headers.get("x-mock-scenario"), body["businessName"]
+    )
+    await mock.apply_overrides(scenario)
+    return mock.tollfree.submit(body, scenario)
+
+
+def get_verification_request(id: str) -> Body:
+    return engine().tollfree.get(id).to_status()
+
+
+def update_verification_request(id: str, body: Body) -> Body:
+    return engine().tollfree.update(id, body)
+
+
+def delete_verification_request(id: str) -> None:
+    engine().tollfree.delete(id)
+
+
+def get_verification_status_history(id: str, page_number: int, page_size: int) -> Body:
+    return engine().tollfree.history(id, page_number, page_size)

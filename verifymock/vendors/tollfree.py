@@ -1,0 +1,173 @@
+"""Telnyx toll-free verification requests and their review, played out over days on the clock."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from verifymock.clock import Timer
+from verifymock.errors import ApiError, Problem
+from verifymock.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from verifymock.engine import Mock
+
+Body = dict[str, Any]
+
+EVENT = "messaging_tollfree.verification.status_changed"  # mock-defined: Telnyx publishes no event name
+MAX_PAGE_SIZE = 100  # page_size is clamped to this
+
+
+@dataclass
+class TollFreeRequest:
+    id: str
+    fields: Body
+    status: str
+    reason: str | None
+    created: datetime
+    updated: datetime
+    scenario: Scenario
+    history: list[Body] = field(default_factory=list)
+    next_step: int = 0
+    timer: Timer | None = None
+
+    def to_status(self) -> Body:
+        return {
+            **self.fields,
+            "id": self.id,
+            "verificationStatus": self.status,
+            "reason": self.reason,
+            "createdAt": self.created.isoformat(),
+            "updatedAt": self.updated.isoformat(),
+        }
+
+    def to_egress(self) -> Body:
+        return {**self.fields, "id": self.id, "verificationRequestId": self.id, "verificationStatus": self.status}
+
+
+class TollFree:
+    def __init__(self, mock: Mock) -> None:
+        self.mock = mock
+        self.requests: dict[str, TollFreeRequest] = {}
+
+    def clear(self) -> None:
+        self.requests.clear()
+
+    def scenario_numbers(self, body: Body) -> list[str]:
+        return [entry["phoneNumber"] for entry in body.get("phoneNumbers") or []]
+
+    def submit(self, body: Body, scenario: Scenario) -> Body:
+        now = self.mock.clock.now_datetime()
+        request = TollFreeRequest(str(uuid.uuid4()), dict(body), "In Progress", None, now, now, scenario)
+        self.requests[request.id] = request
+        self.mock.touch(request.id)
+        self._record(request)
+        self._schedule(request)
+        return request.to_egress()
+
+    def get(self, request_id: str) -> TollFreeRequest:
+        request = self.requests.get(request_id)
+        if request is None:
+            raise ApiError(Problem.NOT_FOUND, f"Verification request {request_id} was not found.")
+        return request
+
+    def update(self, request_id: str, body: Body) -> Body:
+        request = self.get(request_id)
+        request.fields = dict(body)
+        request.updated = self.mock.clock.now_datetime()
+        self.mock.touch(request_id)
+        if request.status == "Waiting For Customer":
+            self._change(request, "In Progress", None)
+            self._schedule(request)
+        return request.to_egress()
+
+    def delete(self, request_id: str) -> None:
+        request = self.get(request_id)
+        if request.status != "Rejected":
+            raise ApiError(
+                Problem.INVALID_PARAMETER,
+                f"Verification request {request_id} is {request.status}; only a Rejected request can be deleted.",
+                parameter="id",
+            )
+        if request.timer is not None:
+            request.timer.cancel()
+        del self.requests[request_id]
+        self.mock.touch(request_id)
+
+    def list(self, page: int, page_size: int, filters: Body) -> Body:
+        size = min(page_size, MAX_PAGE_SIZE)
+        matching = [r for r in self.requests.values() if self._matches(r, filters)]
+        start = (page - 1) * size
+        return {"records": [r.to_status() for r in matching[start : start + size]], "total_records": len(matching)}
+
+    @staticmethod
+    def _matches(request: TollFreeRequest, filters: Body) -> bool:
+        if filters.get("status") and request.status != filters["status"]:
+            return False
+        if filters.get("phone_number") and filters["phone_number"] not in [
+            n["phoneNumber"] for n in request.fields.get("phoneNumbers", [])
+        ]:
+            return False
+        name = filters.get("business_name")
+        if name and name.casefold() not in str(request.fields.get("businessName", "")).casefold():
+            return False
+        if filters.get("date_start") and request.created < filters["date_start"]:
+            return False
+        return not (filters.get("date_end") and request.created > filters["date_end"])
+
+    def history(self, request_id: str, page: int, page_size: int) -> Body:
+        request = self.get(request_id)
+        size = min(page_size, MAX_PAGE_SIZE)
+        start = (page - 1) * size
+        return {"records": request.history[start : start + size], "total_records": len(request.history)}
+
+    # -- the review -------------------------------------------------------------------------------------------
+
+    def _schedule(self, request: TollFreeRequest) -> None:
+        """Arm the scenario's next step; a Waiting For Customer step waits for the customer instead."""
+        steps = request.scenario.review
+        if request.next_step >= len(steps) or request.status in ("Waiting For Customer", "Verified", "Rejected"):
+            return
+        step = steps[request.next_step]
+
+        def run() -> None:
+            request.next_step += 1
+            request.timer = None
+            self._change(request, step.status, step.reason)
+            self._schedule(request)
+
+        request.timer = self.mock.clock.call_later(step.after, run, f"toll-free review {request.id}")
+
+    def _change(self, request: TollFreeRequest, status: str, reason: str | None) -> None:
+        request.status = status
+        request.reason = reason
+        request.updated = self.mock.clock.now_datetime()
+        self._record(request)
+        self._notify(request)
+
+    def _record(self, request: TollFreeRequest) -> None:
+        request.history.append(
+            {"verificationStatus": request.status, "updatedAt": request.updated.isoformat(), "reason": request.reason}
+        )
+
+    def _notify(self, request: TollFreeRequest) -> None:
+        url = request.fields.get("webhookUrl")
+        if not url:
+            return
+        data = {
+            "event_type": EVENT,
+            "id": str(uuid.uuid4()),
+            "occurred_at": request.updated.isoformat(timespec="milliseconds"),
+            "record_type": "event",
+            "payload": request.to_status(),
+        }
+        self.mock.check_webhook(
+            "telnyx_tollfree",
+            "/components/schemas/StatusChangedEvent",
+            {"data": data, "meta": {"attempt": 1, "delivered_to": url}},
+        )
+        self.mock.webhooks.send_telnyx(
+            url=url, failover_url=None, data=data, subject=request.id, breakage=request.scenario.webhooks
+        )
