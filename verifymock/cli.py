@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"verifymock {__version__}")
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
+    validate = commands.add_parser("validate", help="check specs, handlers and scenarios as the server would load them")
+    _folders(validate)
     serve = commands.add_parser("serve", help="run the mock server (the default command)")
     serve.add_argument(
         "--host",
@@ -139,6 +141,36 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _folders(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--specs",
+        type=_folder,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of OpenAPI documents beside the bundled ones (repeatable)",
+    )
+    command.add_argument(
+        "--handlers",
+        type=_folder,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of handler modules (repeatable)",
+    )
+    command.add_argument(
+        "--scenarios",
+        type=_folder,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of scenario files (repeatable)",
+    )
+    command.add_argument(
+        "--no-bundled", action="store_true", help="leave out the bundled specs, handlers and scenarios"
+    )
+
+
 def config_from(args: argparse.Namespace) -> Config:
     return Config(
         host=args.host,
@@ -181,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command is None:
         args = parser().parse_args(["serve", *argv])
+    if args.command == "validate":
+        from verifymock.validate import report
+
+        return report(
+            Config(specs=args.specs, handlers=args.handlers, scenarios=args.scenarios, bundled=not args.no_bundled)
+        )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = config_from(args)
