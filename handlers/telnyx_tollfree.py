@@ -45,6 +45,7 @@ async def submit_verification_request(body: Body) -> Body:
     scenario = mock.scenarios.select_any(
         mock.tollfree.scenario_numbers(body), mock.request().headers.get("x-mock-scenario"), body["businessName"]
     )
+    mock.note_scenario(scenario)
     await mock.apply_overrides(scenario)
     return mock.tollfree.submit(body, scenario)
 

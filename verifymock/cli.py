@@ -137,6 +137,9 @@ def parser() -> argparse.ArgumentParser:
         help="do not validate responses against the specs before sending them (on by default)",
     )
     serve.add_argument("--quiet", action="store_true", help="no per-request log line")
+    serve.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="one line per request: text (default) or JSON"
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return root
 
@@ -185,6 +188,7 @@ def config_from(args: argparse.Namespace) -> Config:
         control_token=args.control_token,
         api_keys=args.api_keys,
         access_log=not args.quiet,
+        log_format=args.log_format,
         clock=args.clock,
         telnyx_signing_key=args.telnyx_signing_key,
         telesign_customers=dict(_customer(value) for value in args.telesign_customer),
@@ -220,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
             Config(specs=args.specs, handlers=args.handlers, scenarios=args.scenarios, bundled=not args.no_bundled)
         )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_format == "json":  # request lines are bare JSON objects, one per line, for log shippers
+        access = logging.getLogger("verifymock.access")
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
     try:
         config = config_from(args)
         config.check()

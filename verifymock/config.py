@@ -29,6 +29,7 @@ class Config:
     control_token: str | None = None
     api_keys: list[str] = field(default_factory=list)  # empty: any bearer key is accepted
     access_log: bool = True
+    log_format: str = "text"  # text or json: one line per request either way
     clock: str = "real"  # real, manual or scaled:N
     telnyx_signing_key: str | None = None  # base64 Ed25519 seed (32 bytes); generated at start when absent
     telesign_customers: dict[str, str] = field(default_factory=dict)  # customer id -> base64 API key

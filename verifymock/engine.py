@@ -39,6 +39,7 @@ class RequestContext:
     touched: list[str]
     raw_body: bytes = b""
     principal: str | None = None  # who the credentials name (a TeleSign customer id, ...)
+    scenario: str | None = None  # the scenario the request ran under, for the log
 
 
 _request: ContextVar[RequestContext | None] = ContextVar("verifymock_request", default=None)
@@ -168,7 +169,14 @@ class Mock:
     def select_scenario(self, phone_number: str | None) -> Scenario:
         context = _request.get()
         header = context.headers.get(SCENARIO_HEADER) if context else None
-        return self.scenarios.select(phone_number, header)
+        scenario = self.scenarios.select(phone_number, header)
+        self.note_scenario(scenario)
+        return scenario
+
+    def note_scenario(self, scenario: Scenario) -> None:
+        context = _request.get()
+        if context is not None:
+            context.scenario = scenario.id
 
     async def apply_overrides(self, scenario: Scenario) -> None:
         """A scenario's latency, then its forced error, if it has them."""

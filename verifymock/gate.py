@@ -139,7 +139,29 @@ class Gate:
             )
         )
         if config.access_log:
-            access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+            self._log(scope, operation.operation_id if operation else None, status, elapsed, context.scenario)
+
+    def _log(self, scope: Scope, operation_id: str | None, status: int, elapsed: float, scenario: str | None) -> None:
+        if self.mock.config.log_format == "json":
+            line = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "operation_id": operation_id,
+                "status": status,
+                "ms": round(elapsed, 2),
+                "scenario": scenario,
+            }
+            access_log.info("%s", jsonio.dumps(line).decode())
+        else:
+            access_log.info(
+                "%s %s %s %d %.1fms%s",
+                scope["method"],
+                scope["path"],
+                operation_id or "-",
+                status,
+                elapsed,
+                f" scenario={scenario}" if scenario else "",
+            )
 
     def _refuse_early(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:
         config = self.mock.config
