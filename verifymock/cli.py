@@ -30,6 +30,10 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     validate = commands.add_parser("validate", help="check specs, handlers and scenarios as the server would load them")
     _folders(validate)
+    fuzz = commands.add_parser("fuzz", help="run schemathesis, every check, over every operation of every spec")
+    _folders(fuzz)
+    fuzz.add_argument("--url", help="fuzz a server already running there (default: start one in this process)")
+    fuzz.add_argument("--max-examples", type=int, default=50, metavar="N", help="examples per operation (default 50)")
     serve = commands.add_parser("serve", help="run the mock server (the default command)")
     serve.add_argument(
         "--host",
@@ -100,6 +104,13 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="GUID",
         help="a CM.com product token to accept (repeatable; default: the test token in the README)",
+    )
+    serve.add_argument(
+        "--allow-callback-host",
+        action="append",
+        metavar="HOST",
+        help="a host webhooks and callbacks may be sent to (repeatable; default: any, or loopback only when bound "
+        "beyond loopback); others are refused and recorded as refused",
     )
     serve.add_argument(
         "--no-bundled",
@@ -189,6 +200,7 @@ def config_from(args: argparse.Namespace) -> Config:
         api_keys=args.api_keys,
         access_log=not args.quiet,
         log_format=args.log_format,
+        allow_callback_hosts=args.allow_callback_host,
         clock=args.clock,
         telnyx_signing_key=args.telnyx_signing_key,
         telesign_customers=dict(_customer(value) for value in args.telesign_customer),
@@ -217,12 +229,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command is None:
         args = parser().parse_args(["serve", *argv])
-    if args.command == "validate":
-        from verifymock.validate import report
-
-        return report(
-            Config(specs=args.specs, handlers=args.handlers, scenarios=args.scenarios, bundled=not args.no_bundled)
+    if args.command in ("validate", "fuzz"):
+        folders = Config(
+            specs=args.specs, handlers=args.handlers, scenarios=args.scenarios, bundled=not args.no_bundled
         )
+        if args.command == "validate":
+            from verifymock.validate import report
+
+            return report(folders)
+        from verifymock.fuzz import run
+
+        try:
+            return run(folders, args.url, args.max_examples)
+        except (ConfigErrors, ConfigError) as exc:
+            print(f"verifymock: {exc}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_format == "json":  # request lines are bare JSON objects, one per line, for log shippers
         access = logging.getLogger("verifymock.access")

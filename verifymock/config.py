@@ -30,6 +30,8 @@ class Config:
     api_keys: list[str] = field(default_factory=list)  # empty: any bearer key is accepted
     access_log: bool = True
     log_format: str = "text"  # text or json: one line per request either way
+    # hosts webhooks and callbacks may go to; None: any (loopback only when the server is bound beyond loopback)
+    allow_callback_hosts: list[str] | None = None
     clock: str = "real"  # real, manual or scaled:N
     telnyx_signing_key: str | None = None  # base64 Ed25519 seed (32 bytes); generated at start when absent
     telesign_customers: dict[str, str] = field(default_factory=dict)  # customer id -> base64 API key
@@ -48,6 +50,12 @@ class Config:
     def scenario_dirs(self) -> list[Path]:
         return ([bundled("scenarios")] if self.bundled else []) + list(self.scenarios)
 
+    def callback_hosts(self) -> frozenset[str] | None:
+        """The hosts outgoing webhooks may reach, or None for any."""
+        if self.allow_callback_hosts is not None:
+            return frozenset(h.lower() for h in self.allow_callback_hosts)
+        return None if is_loopback(self.host) else LOOPBACK_HOSTS
+
     def check(self) -> None:
         parse_mode(self.clock)
         if not is_loopback(self.host) and not self.control_token:
@@ -61,6 +69,9 @@ class Config:
             for folder in folders:
                 if not folder.is_dir():
                     raise ConfigError(flag, str(folder), "is not a directory", "pass an existing folder")
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def is_loopback(host: str) -> bool:

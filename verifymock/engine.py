@@ -72,7 +72,7 @@ class Mock:
         self.scenarios = Scenarios(load_scenarios(config.scenario_dirs()))
         self.phones = Phones(self.clock)
         self.signer = TelnyxSigner(config.telnyx_signing_key)
-        self.webhooks = Webhooks(self.clock, self.signer)
+        self.webhooks = Webhooks(self.clock, self.signer, config.callback_hosts())
         self.clock.settle = self.webhooks.settle
         self.telnyx = Telnyx(self)
         self.telesign = TeleSign(self)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from nacl.signing import SigningKey
@@ -25,7 +26,7 @@ log = logging.getLogger("verifymock.webhooks")
 
 # Clock seconds to wait before each further round (primary, then failover) after a failed one.
 RETRY_DELAYS = (5.0, 30.0, 120.0)
-ATTEMPT_TIMEOUT = 5.0
+ATTEMPT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
 
 class TelnyxSigner:
@@ -113,9 +114,10 @@ class Delivery:
 
 
 class Webhooks:
-    def __init__(self, clock: Clock, signer: TelnyxSigner) -> None:
+    def __init__(self, clock: Clock, signer: TelnyxSigner, allowed_hosts: frozenset[str] | None = None) -> None:
         self.clock = clock
         self.signer = signer
+        self.allowed_hosts = allowed_hosts
         self.deliveries: list[Delivery] = []
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -183,9 +185,25 @@ class Webhooks:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _refusal(self, url: str) -> str | None:
+        """Why a URL may not be called, if it may not: the mock must not become a way into internal services."""
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            return f"refused: {url!r} is not an http(s) URL"
+        if self.allowed_hosts is not None and parsed.hostname.lower() not in self.allowed_hosts:
+            return f"refused: {parsed.hostname} is not an allowed callback host"
+        return None
+
     async def _round(self, delivery: Delivery) -> None:
+        refusal = self._refusal(delivery.url)
+        if refusal is not None:
+            at = self.clock.now_datetime().isoformat()
+            delivery.attempts.append(Attempt(len(delivery.attempts) + 1, delivery.url, at, None, refusal, False))
+            delivery.state = "refused"
+            return
         delivery.rounds += 1
-        targets = [delivery.url] + ([delivery.failover_url] if delivery.failover_url else [])
+        failover = delivery.failover_url
+        targets = [delivery.url] + ([failover] if failover and self._refusal(failover) is None else [])
         async with httpx.AsyncClient(timeout=ATTEMPT_TIMEOUT, follow_redirects=False) as client:
             for url in targets:
                 if await self._attempt(client, delivery, url):

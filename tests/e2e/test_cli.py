@@ -70,10 +70,10 @@ def test_cli_serves_bundled_specs_and_logs_one_line_per_request(tmp_path: Path) 
         process.terminate()
         output = process.communicate(timeout=10)[0]
     lines = [line for line in output.splitlines() if "verifymock.access" in line]
-    assert sum("POST /v2/verifications/call 200" in line for line in lines) == 1
-    assert "POST /v2/verifications/call 200" in lines[-1]
-    assert "POST /v2/verify_profiles 200" in lines[-2]
-    assert all("GET /_mock/health 200" in line for line in lines[:-2])  # the start-up probes and ours
+    assert sum("POST /v2/verifications/call CreateVerificationCall 200" in line for line in lines) == 1
+    assert lines[-1].endswith("scenario=default")
+    assert "POST /v2/verify_profiles CreateVerifyProfile 200" in lines[-2]
+    assert all("GET /_mock/health GetHealth 200" in line for line in lines[:-2])  # the start-up probes and ours
 
 
 def test_cli_serves_a_user_specs_folder(tmp_path: Path) -> None:

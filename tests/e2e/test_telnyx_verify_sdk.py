@@ -214,7 +214,7 @@ def test_telnyx_unknown_profile_and_missing_channel_are_refused(sdk: telnyx.Teln
     assert unknown.value.body["errors"][0]["code"] == "10005"  # type: ignore[index]
     bare = sdk.verify_profiles.create(name="sms only", sms={}).data
     assert bare is not None and bare.id is not None
-    with pytest.raises(telnyx.BadRequestError) as missing:
+    with pytest.raises(telnyx.UnprocessableEntityError) as missing:
         sdk.verifications.trigger_call(phone_number=NUMBER, verify_profile_id=bare.id)
     error = missing.value.body["errors"][0]  # type: ignore[index]
     assert error["code"] == "10015" and "call" in error["detail"]
@@ -318,7 +318,7 @@ def test_telnyx_dtmf_refuses_a_second_call_while_one_is_live(
 def test_telnyx_dtmf_verify_endpoint_does_not_apply(sdk: telnyx.Telnyx, receiver: Receiver) -> None:
     profile_id = make_profile(sdk, receiver)
     verification = dtmf_confirm(sdk, profile_id)
-    with pytest.raises(telnyx.BadRequestError) as refused:
+    with pytest.raises(telnyx.UnprocessableEntityError) as refused:
         sdk.verifications.actions.verify(verification["id"], code="1")
     assert "does not apply" in refused.value.body["errors"][0]["detail"]  # type: ignore[index]
 

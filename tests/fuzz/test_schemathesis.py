@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 
 from tests.helpers import REPO
 from verifymock.config import Config
+from verifymock.fuzz import CONFIG as FUZZ_CONFIG
 from verifymock.server import Running, serve_in_thread
 from verifymock.specs import base_path_of, spec_files
 from verifymock.vendors.cm import DEFAULT_TOKEN as CM_TOKEN
@@ -48,7 +50,9 @@ def fuzz_server() -> Iterator[Running]:
 
 
 def _fuzz_test(name: str) -> Any:
-    schema = schemathesis.openapi.from_path(REPO / "specs" / f"{name}.yaml")
+    schema = schemathesis.openapi.from_path(
+        REPO / "specs" / f"{name}.yaml", config=SchemathesisConfig.from_path(str(FUZZ_CONFIG))
+    )
     base_path = base_path_of(schema.raw_schema)
 
     @schema.parametrize()

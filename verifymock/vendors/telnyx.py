@@ -197,7 +197,7 @@ class Telnyx:
         settings = profile.get(channel)
         if settings is None:
             raise ApiError(
-                Problem.INVALID_PARAMETER,
+                Problem.UNPROCESSABLE,
                 f"Verify profile {profile['id']} has no {channel} settings; add `{channel}` to the profile first.",
                 pointer="/verify_profile_id",
             )
@@ -305,14 +305,14 @@ class Telnyx:
     def check_code(self, verification: Verification, code: str | None, status: str | None) -> Body:
         if verification.type == "dtmf_confirm":
             raise ApiError(
-                Problem.INVALID_PARAMETER,
+                Problem.UNPROCESSABLE,
                 "DTMF confirmation completes on the call itself; /actions/verify does not apply to it.",
             )
         self.mock.touch(verification.id)
         if status is not None:
             if verification.custom_code is None:
                 raise ApiError(
-                    Problem.INVALID_PARAMETER,
+                    Problem.UNPROCESSABLE,
                     "`status` is only permitted for verifications sent with a custom_code.",
                     pointer="/status",
                 )
