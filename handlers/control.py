@@ -96,3 +96,17 @@ def list_webhooks() -> Body:
 
 def get_keys() -> Body:
     return {"telnyx": {"public_key": engine().signer.public_key}}
+
+
+def list_faults() -> Body:
+    return {"data": [f.to_json() for f in engine().faults.active]}
+
+
+def create_fault(body: Body) -> Reply:
+    return Reply(engine().faults.add(body).to_json(), 201)
+
+
+def delete_fault(fault_id: int) -> Reply:
+    if not engine().faults.remove(fault_id):
+        raise ApiError(Problem.NOT_FOUND, f"There is no fault {fault_id}.")
+    return Reply(None, 204)

@@ -33,6 +33,7 @@ from verifymock import jsonio
 from verifymock.config import Config
 from verifymock.engine import Mock, Mounted
 from verifymock.errors import ApiError, Problem
+from verifymock.faults import delay, error_for, numbers_in
 from verifymock.gate import Gate, render_error
 from verifymock.generate import example_body, resolve
 from verifymock.reply import Reply
@@ -137,7 +138,19 @@ def _endpoint(mock: Mock, mounted: Mounted, operation: Operation, resolution: Re
     is_async = handler is not None and inspect.iscoroutinefunction(handler)
     generic: list[Reply] = []
 
+    injectable = mounted.vendor != "mock"  # faults never hit the control API itself
+
     async def endpoint(**kwargs: Any) -> Response:
+        if injectable and mock.faults.active:
+            fault = mock.faults.match(operation.operation_id, numbers_in(kwargs))
+            if fault is not None:
+                await delay(fault.latency_ms, fault.latency_ms_max)
+                if fault.status is not None:
+                    raise error_for(fault.status, fault.code, fault.detail, f"fault {fault.id}")
+                if fault.connection is not None:
+                    mock.request().fault = fault.connection
+                    if fault.connection == "close":  # nothing is processed; the gate drops the connection
+                        return Response(b"", status_code=204)
         if handler is None:
             if not generic:
                 generic.append(_generic_reply(mounted, operation))

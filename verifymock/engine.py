@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -11,7 +10,8 @@ from typing import Any
 from verifymock.calls import Phones
 from verifymock.clock import Clock
 from verifymock.config import Config
-from verifymock.errors import ApiError, ConfigError, ConfigErrors, Problem
+from verifymock.errors import ConfigError, ConfigErrors
+from verifymock.faults import Faults, delay, error_for
 from verifymock.journal import Journal
 from verifymock.paths import bundled
 from verifymock.resolver import Resolution, resolve_spec
@@ -40,6 +40,7 @@ class RequestContext:
     raw_body: bytes = b""
     principal: str | None = None  # who the credentials name (a TeleSign customer id, ...)
     scenario: str | None = None  # the scenario the request ran under, for the log
+    fault: str | None = None  # a connection fault the gate carries out: close or reset
 
 
 _request: ContextVar[RequestContext | None] = ContextVar("verifymock_request", default=None)
@@ -78,6 +79,7 @@ class Mock:
         self.telesign = TeleSign(self)
         self.cm = CM(self)
         self.tollfree = TollFree(self)
+        self.faults = Faults()
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
@@ -140,6 +142,7 @@ class Mock:
         self.telnyx.clear()
         self.telesign.clear()
         self.tollfree.clear()
+        self.faults.clear()
 
     # -- per request ---------------------------------------------------------------------------------------------
 
@@ -180,15 +183,12 @@ class Mock:
 
     async def apply_overrides(self, scenario: Scenario) -> None:
         """A scenario's latency, then its forced error, if it has them."""
-        if scenario.latency_ms:
-            await asyncio.sleep(scenario.latency_ms / 1000)
+        await delay(scenario.latency_ms, scenario.latency_ms_max)
         if scenario.http is not None:
-            raise ApiError(
-                Problem.INTERNAL if scenario.http.status >= 500 else Problem.UNPROCESSABLE,
-                scenario.http.detail or f"Forced by scenario {scenario.id}.",
-                code=scenario.http.code,
-                status=scenario.http.status,
-            )
+            raise error_for(scenario.http.status, scenario.http.code, scenario.http.detail, f"scenario {scenario.id}")
+        context = _request.get()
+        if scenario.connection is not None and context is not None:
+            context.fault = scenario.connection
 
     def check_webhook(self, spec_name: str, schema_pointer: str, body: dict[str, Any]) -> None:
         """Webhooks are checked against their spec like responses; a mismatch is logged as a mock bug."""

@@ -94,13 +94,22 @@ class Gate:
 
         status = 0
         response_chunks: list[bytes] = []
+        cut = False  # a connection fault ate the rest of the response
 
         async def capture(message: Message) -> None:
-            nonlocal status
+            nonlocal status, cut
             if message["type"] == "http.response.start":
                 status = message["status"]
             elif message["type"] == "http.response.body":
                 response_chunks.append(message.get("body", b""))
+            if cut or context.fault == "close":
+                cut = True
+                return
+            if context.fault == "reset" and message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+                cut = True
+                return
             await send(message)
 
         if error is not None:
@@ -140,6 +149,10 @@ class Gate:
         )
         if config.access_log:
             self._log(scope, operation.operation_id if operation else None, status, elapsed, context.scenario)
+        if cut:
+            # uvicorn closes the connection, sending nothing more, when the app returns a value: the only way an
+            # ASGI app can drop a connection (an exception would become a 500)
+            return True  # type: ignore[return-value]
 
     def _log(self, scope: Scope, operation_id: str | None, status: int, elapsed: float, scenario: str | None) -> None:
         if self.mock.config.log_format == "json":

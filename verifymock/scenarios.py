@@ -75,6 +75,8 @@ class Scenario:
     delivery: str = "delivered"
     http: HttpOverride | None = None
     latency_ms: float = 0.0
+    latency_ms_max: float | None = None  # with latency_ms: a random delay between the two
+    connection: str | None = None  # close (no response at all) or reset (half the body, then the connection drops)
     webhooks: Breakage = field(default_factory=Breakage)
     blocked: str | None = None  # by_customer / by_vendor: the vendor refuses to place the call
     source: str = "built-in"
@@ -99,9 +101,14 @@ class Scenario:
                 if self.http is None
                 else {"status": self.http.status, "code": self.http.code, "detail": self.http.detail},
                 "latency_ms": self.latency_ms,
+                "latency_ms_max": self.latency_ms_max,
+                "connection": self.connection,
                 "webhooks": {
                     "drop_attempts": self.webhooks.drop_attempts,
                     "bad_signature": self.webhooks.bad_signature,
+                    "late_seconds": self.webhooks.late_seconds,
+                    "duplicate": self.webhooks.duplicate,
+                    "out_of_order": self.webhooks.out_of_order,
                 },
                 "blocked": self.blocked,
             },
@@ -153,6 +160,7 @@ def parse(scenario_id: str, raw: Any, source: str) -> Scenario:
     overrides = raw.get("overrides") or {}
     http = overrides.get("http")
     hooks = overrides.get("webhooks") or {}
+    latency = overrides.get("latency_ms", 0.0)
     return Scenario(
         id=scenario_id,
         summary=raw["summary"],
@@ -169,8 +177,16 @@ def parse(scenario_id: str, raw: Any, source: str) -> Scenario:
         ),
         delivery=(raw.get("messages") or {}).get("delivery", "delivered"),
         http=None if http is None else HttpOverride(http["status"], http.get("code"), http.get("detail")),
-        latency_ms=float(overrides.get("latency_ms", 0.0)),
-        webhooks=Breakage(int(hooks.get("drop_attempts", 0)), bool(hooks.get("bad_signature", False))),
+        latency_ms=float(latency.get("min", 0.0)) if isinstance(latency, dict) else float(latency),
+        latency_ms_max=float(latency["max"]) if isinstance(latency, dict) else None,
+        connection=overrides.get("connection"),
+        webhooks=Breakage(
+            drop_attempts=int(hooks.get("drop_attempts", 0)),
+            bad_signature=bool(hooks.get("bad_signature", False)),
+            late_seconds=float(hooks.get("late_seconds", 0.0)),
+            duplicate=bool(hooks.get("duplicate", False)),
+            out_of_order=bool(hooks.get("out_of_order", False)),
+        ),
         blocked=overrides.get("blocked"),
         source=source,
     )

@@ -71,12 +71,19 @@ class Attempt:
         }
 
 
+OUT_OF_ORDER_HOLD = 30.0  # clock seconds the first webhook about a resource is held under out_of_order
+
+
 @dataclass
 class Breakage:
-    """What a scenario does to deliveries: drop the first N attempts, or sign with a wrong signature."""
+    """What a scenario does to deliveries: drop the first N attempts, sign them wrongly, send them late, twice,
+    or out of order."""
 
     drop_attempts: int = 0
     bad_signature: bool = False
+    late_seconds: float = 0.0
+    duplicate: bool = False
+    out_of_order: bool = False
 
 
 BodyFor = Callable[[int, str], bytes]  # (attempt number, url) -> the exact bytes to send
@@ -151,7 +158,15 @@ class Webhooks:
             breakage=breakage or Breakage(),
         )
         self.deliveries.append(delivery)
-        self._start_round(delivery)
+        hold = delivery.breakage.late_seconds
+        if delivery.breakage.out_of_order and not any(
+            d.subject == subject and d is not delivery for d in self.deliveries
+        ):
+            hold += OUT_OF_ORDER_HOLD
+        if hold:
+            self.clock.call_later(hold, lambda: self._start_round(delivery), f"webhook {delivery.id} held")
+        else:
+            self._start_round(delivery)
         return delivery
 
     def send_telnyx(
@@ -208,6 +223,8 @@ class Webhooks:
             for url in targets:
                 if await self._attempt(client, delivery, url):
                     delivery.state = "delivered"
+                    if delivery.breakage.duplicate:  # the same event again, as a receiver must tolerate
+                        await self._attempt(client, delivery, url, repeat=True)
                     return
         if delivery.rounds <= len(RETRY_DELAYS):
             delay = RETRY_DELAYS[delivery.rounds - 1]
@@ -215,9 +232,9 @@ class Webhooks:
         else:
             delivery.state = "failed"
 
-    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery, url: str) -> bool:
+    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery, url: str, repeat: bool = False) -> bool:
         number = len(delivery.attempts) + 1
-        body = delivery.body_for(number, url)
+        body = delivery.body_for(number - 1 if repeat else number, url)
         at = self.clock.now_datetime().isoformat()
         if number <= delivery.breakage.drop_attempts:
             delivery.attempts.append(Attempt(number, url, at, None, "dropped by the scenario", False))
