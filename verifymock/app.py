@@ -62,16 +62,29 @@ def create_app(config: Config | None = None) -> Gate:
     """The ASGI app serving every spec in the configured folders. Raises `ConfigErrors` for bad input."""
     config = config or Config()
     mock = Mock(config)
+    gate: Gate
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        ticking = asyncio.get_running_loop().create_task(mock.clock.run_forever())
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(mock.clock.run_forever())]
+        if config.watch:
+            from verifymock.reload import watch
+
+            tasks.append(loop.create_task(watch(gate, lambda: connexion_app(mock, None))))
         try:
             yield
         finally:
-            ticking.cancel()
+            for task in tasks:
+                task.cancel()
             await mock.webhooks.settle()
 
+    gate = Gate(connexion_app(mock, lifespan), mock)
+    return gate
+
+
+def connexion_app(mock: Mock, lifespan: Any) -> AsyncApp:
+    """One connexion app over the mock's mounted specs; built again when a watched spec changes."""
     app = AsyncApp(
         "verifymock",
         lifespan=lifespan,
@@ -85,7 +98,7 @@ def create_app(config: Config | None = None) -> Gate:
             ContextMiddleware,
         ],
         validator_map=VALIDATORS,
-        security_map=security_map(config),
+        security_map=security_map(mock.config),
     )
     endpoints = {
         routed_id(mounted.spec.name, op_id): _endpoint(mock, mounted, mounted.spec.operations[op_id], resolution)
@@ -109,7 +122,7 @@ def create_app(config: Config | None = None) -> Gate:
 
     for kind in (Exception, HTTPException, ProblemException, ApiError):
         app.add_error_handler(kind, on_error)
-    return Gate(app, mock)
+    return app
 
 
 def as_api_error(exc: Exception) -> ApiError:

@@ -113,6 +113,12 @@ def parser() -> argparse.ArgumentParser:
         "beyond loopback); others are refused and recorded as refused",
     )
     serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload edited specs, handler modules and scenario files without a restart; a broken edit is "
+        "reported and the last good version keeps serving",
+    )
+    serve.add_argument(
         "--no-bundled",
         action="store_true",
         help="serve only the folders given, without the bundled specs, handlers and scenarios",
@@ -201,6 +207,7 @@ def config_from(args: argparse.Namespace) -> Config:
         access_log=not args.quiet,
         log_format=args.log_format,
         allow_callback_hosts=args.allow_callback_host,
+        watch=args.watch,
         clock=args.clock,
         telnyx_signing_key=args.telnyx_signing_key,
         telesign_customers=dict(_customer(value) for value in args.telesign_customer),

@@ -30,6 +30,7 @@ class Config:
     api_keys: list[str] = field(default_factory=list)  # empty: any bearer key is accepted
     access_log: bool = True
     log_format: str = "text"  # text or json: one line per request either way
+    watch: bool = False  # reload edited specs, handlers and scenarios without a restart
     # hosts webhooks and callbacks may go to; None: any (loopback only when the server is bound beyond loopback)
     allow_callback_hosts: list[str] | None = None
     clock: str = "real"  # real, manual or scaled:N

@@ -84,15 +84,30 @@ class Mock:
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
 
+    def reload_scenarios(self) -> None:
+        """Scenario files read again; bindings stay. Raises ConfigErrors and changes nothing if one is broken."""
+        bindings = self.scenarios.bindings
+        self.scenarios = Scenarios(load_scenarios(self.config.scenario_dirs()))
+        self.scenarios.bindings = bindings
+
+    def reload_specs(self) -> None:
+        """Specs and handler modules read again. Raises ConfigErrors and changes nothing if one is broken."""
+        self.use(self._load(self.config, fresh=True))
+
+    def use(self, mounted: list[Mounted]) -> None:
+        self.mounted = mounted
+        self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
+        self.concrete_paths = self._concrete_paths(self.mounted)
+
     @staticmethod
-    def _load(config: Config) -> list[Mounted]:
+    def _load(config: Config, fresh: bool = False) -> list[Mounted]:
         errors: list[ConfigError] = []
         mounted: list[Mounted] = []
         bundled_specs = bundled("specs").resolve()
         for path in spec_files(config.spec_dirs()):
             try:
                 spec = load_spec(path)
-                resolutions = resolve_spec(spec, config.handler_dirs())
+                resolutions = resolve_spec(spec, config.handler_dirs(), fresh=fresh)
             except ConfigErrors as exc:
                 errors.extend(exc.errors)
                 continue

@@ -30,10 +30,10 @@ def snake_case(operation_id: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", words).strip("_").lower()
 
 
-def load_module(path: Path) -> ModuleType:
+def load_module(path: Path, fresh: bool = False) -> ModuleType:
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     name = f"verifymock_handlers_{digest}.{path.stem}"
-    if name in sys.modules:
+    if name in sys.modules and not fresh:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -43,7 +43,7 @@ def load_module(path: Path) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        del sys.modules[name]
+        sys.modules.pop(name, None)
         raise HandlerError(str(path), "", f"failed to import: {exc!r}") from exc
     return module
 
@@ -57,9 +57,9 @@ class Resolution:
     module: str | None
 
 
-def resolve_spec(spec: Spec, handler_dirs: list[Path]) -> dict[str, Resolution]:
+def resolve_spec(spec: Spec, handler_dirs: list[Path], fresh: bool = False) -> dict[str, Resolution]:
     """Resolve every operation of a spec; a handler module that does not fit the spec is a start-up error."""
-    modules = [load_module(d / f"{spec.name}.py") for d in handler_dirs if (d / f"{spec.name}.py").is_file()]
+    modules = [load_module(d / f"{spec.name}.py", fresh) for d in handler_dirs if (d / f"{spec.name}.py").is_file()]
     # a user's document that replaces a bundled one of the same name keeps the bundled handlers for the operations
     # they share; only a module written for this very document must match it exactly
     bundled_handlers = bundled("handlers").resolve()

@@ -168,3 +168,21 @@ def test_cli_installed_wheel_serves_bundled_files_from_any_directory(tmp_path: P
         specs = httpx.get(f"{url}/_mock/specs").json()["data"]
     assert {s["name"] for s in specs} >= {"control", "telnyx_verify"}
     assert all(s["source"].startswith(str(target)) for s in specs)
+
+
+def test_cli_json_log_has_one_object_per_request(tmp_path: Path) -> None:
+    import json
+
+    with running(["--log-format", "json"], cwd=tmp_path) as (url, process):
+        httpx.post(f"{url}/v2/verify_profiles", json=PROFILE_BODY, headers={**TELNYX_AUTH, "X-Mock-Scenario": "x"})
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert lines[-1] == {
+        **lines[-1],
+        "method": "POST",
+        "path": "/v2/verify_profiles",
+        "operation_id": "CreateVerifyProfile",
+        "status": 200,
+    }
+    assert set(lines[-1]) == {"method", "path", "operation_id", "status", "ms", "scenario"}

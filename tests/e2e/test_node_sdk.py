@@ -26,7 +26,8 @@ def node_sdk() -> Path:
         NPM_CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(NPM_CACHE), "telnyx@7"],
-            check=True, timeout=300,
+            check=True,
+            timeout=300,
         )
     return NPM_CACHE / "node_modules"
 
