@@ -47,3 +47,9 @@ def make_profile(client: Any, **fields: Any) -> str:
     response = client.post("/v2/verify_profiles", json={**PROFILE_BODY, **fields}, headers=TELNYX_AUTH)
     assert response.status_code == 200, response.text
     return str(response.json()["data"]["id"])
+
+
+# Credentials the end-to-end server knows besides the defaults.
+TELESIGN_CUSTOMER = "11111111-2222-3333-4444-555555555555"
+TELESIGN_KEY = "YSBzZWNyZXQgb25seSB0aGUgdGVzdHMga25vdw=="  # base64 of "a secret only the tests know"
+CM_TOKEN = "7e4c1a2b-0c0d-4e5f-8a9b-0123456789ab"

@@ -12,33 +12,18 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from tests.helpers import SPECS
-from tests.receiver import Receiver, webhook_receiver
-from verifymock.config import Config
-from verifymock.server import Running, serve_in_thread
+from tests.helpers import CM_TOKEN, SPECS
+from tests.receiver import Receiver
+from verifymock.server import Running
 
-TOKEN = "7e4c1a2b-0c0d-4e5f-8a9b-0123456789ab"
+TOKEN = CM_TOKEN
 CALLER = "+31201234567"
 CALLEE = "+31612345678"
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[Running]:
-    with serve_in_thread(Config(port=0, clock="manual", cm_product_tokens=[TOKEN])) as running:
-        yield running
-
-
 @pytest.fixture
-def cm(mock_server: Running, receiver: Receiver) -> Iterator[httpx.Client]:
+def cm(mock_server: Running, control: httpx.Client) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=mock_server.url) as client:
-        client.post("/_mock/reset")
-        receiver.clear()
         yield client
 
 

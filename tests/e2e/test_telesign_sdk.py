@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from email.utils import formatdate
 from typing import Any
 
@@ -14,34 +13,13 @@ from telesign.rest import RestClient
 from telesign.util import verify_telesign_callback_signature
 from telesignenterprise.verify import VerifyClient
 
-from tests.receiver import Receiver, webhook_receiver
+from tests.helpers import TELESIGN_CUSTOMER, TELESIGN_KEY
+from tests.receiver import Receiver
 from verifymock.config import Config
 from verifymock.server import Running, serve_in_thread
 
-CUSTOMER = "11111111-2222-3333-4444-555555555555"
-KEY = base64.b64encode(b"a secret only the tests know").decode()
+CUSTOMER, KEY = TELESIGN_CUSTOMER, TELESIGN_KEY
 NUMBER = "15555550100"
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[Running]:
-    config = Config(port=0, clock="manual", telesign_customers={CUSTOMER: KEY})
-    with serve_in_thread(config) as running:
-        yield running
-
-
-@pytest.fixture
-def control(mock_server: Running, receiver: Receiver) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{mock_server.url}/_mock") as client:
-        client.post("/reset")
-        receiver.clear()
-        yield client
 
 
 @pytest.fixture(params=["HMAC", "Basic"])

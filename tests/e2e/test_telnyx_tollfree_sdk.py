@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,31 +12,10 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from tests.helpers import SPECS
-from tests.receiver import Receiver, webhook_receiver
-from verifymock.config import Config
-from verifymock.server import Running, serve_in_thread
+from tests.receiver import Receiver
+from verifymock.server import Running
 
 DAY = 86400
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[Running]:
-    with serve_in_thread(Config(port=0, clock="manual")) as running:
-        yield running
-
-
-@pytest.fixture
-def control(mock_server: Running, receiver: Receiver) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{mock_server.url}/_mock") as client:
-        client.post("/reset")
-        receiver.clear()
-        yield client
 
 
 @pytest.fixture

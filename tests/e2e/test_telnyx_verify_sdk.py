@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,31 +11,10 @@ import pytest
 import telnyx
 
 from tests.helpers import PROFILE_BODY
-from tests.receiver import Receiver, webhook_receiver
-from verifymock.config import Config
-from verifymock.server import Running, serve_in_thread
+from tests.receiver import Receiver
+from verifymock.server import Running
 
 NUMBER = "+13035551234"
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[Running]:
-    with serve_in_thread(Config(port=0, clock="manual")) as running:
-        yield running
-
-
-@pytest.fixture
-def control(mock_server: Running, receiver: Receiver) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{mock_server.url}/_mock") as client:
-        client.post("/reset")
-        receiver.clear()
-        yield client
 
 
 @pytest.fixture
