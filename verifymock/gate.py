@@ -10,21 +10,19 @@ import hmac
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifymock import jsonio
 from verifymock.engine import Mock
 from verifymock.errors import ApiError, Problem
-from verifymock.journal import Entry
+from verifymock.journal import JOURNAL_BODY_LIMIT, Entry
 from verifymock.renderers import renderer_for
 
 access_log = logging.getLogger("verifymock.access")
 log = logging.getLogger("verifymock")
 
 CONTROL_PREFIX = "/_mock"
-_JOURNAL_BODY_LIMIT = 64 * 1024
 
 
 def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[str, str], bytes]:
@@ -48,19 +46,6 @@ def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[s
                 "; ".join(map(str, problems[:5])),
             )
     return status, headers, jsonio.dumps(body)
-
-
-def _journal_body(raw: bytes, content_type: str) -> Any:
-    if not raw:
-        return None
-    if len(raw) > _JOURNAL_BODY_LIMIT:
-        return raw[:_JOURNAL_BODY_LIMIT].decode("utf-8", "replace") + f"… ({len(raw)} bytes, truncated)"
-    if "json" in content_type:
-        try:
-            return jsonio.loads(raw)
-        except ValueError:
-            pass
-    return raw.decode("utf-8", "replace")
 
 
 class Gate:
@@ -141,8 +126,8 @@ class Gate:
                 vendor=mounted.vendor if mounted else None,
                 status=status,
                 request_headers=headers,
-                request_body=_journal_body(raw, headers.get("content-type", "")),
-                response_body=_journal_body(response_body, "json"),
+                request_raw=raw[: JOURNAL_BODY_LIMIT + 1],
+                response_raw=response_body[: JOURNAL_BODY_LIMIT + 1],
                 duration_ms=elapsed,
                 touched=context.touched,
             )

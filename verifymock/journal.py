@@ -8,7 +8,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from verifymock import jsonio
+
 DEFAULT_SIZE = 10_000
+JOURNAL_BODY_LIMIT = 64 * 1024  # bytes of each body kept: a full journal of 1 MiB bodies would hold gigabytes
 _DIGITS = re.compile(r"\D")
 _PHONE_LIKE = re.compile(r"\+?\d[\d() .-]{4,}\d")
 
@@ -24,8 +27,8 @@ class Entry:
     vendor: str | None
     status: int
     request_headers: dict[str, str]
-    request_body: Any
-    response_body: Any
+    request_raw: bytes
+    response_raw: bytes
     duration_ms: float
     touched: list[str] = field(default_factory=list)
 
@@ -40,15 +43,33 @@ class Entry:
             "vendor": self.vendor,
             "status_code": self.status,
             "request": {"headers": self.request_headers, "body": self.request_body},
-            "response": {"body": self.response_body},
+            "response": {"body": decode_body(self.response_raw, "json")},
             "duration_ms": round(self.duration_ms, 3),
             "touched": self.touched,
         }
+
+    @property
+    def request_body(self) -> Any:
+        return decode_body(self.request_raw, self.request_headers.get("content-type", ""))
 
     def mentions_number(self, digits: str) -> bool:
         """Whether the phone number appears in the path, query or body, with or without + or %2B."""
         haystack = f"{self.path} {self.query} {self.request_body}".replace("%2B", "+").replace("%2b", "+")
         return any(_DIGITS.sub("", token) == digits for token in _PHONE_LIKE.findall(haystack))
+
+
+def decode_body(raw: bytes, content_type: str) -> Any:
+    """A body as the journal shows it: parsed when it is JSON, text otherwise, None when empty."""
+    if not raw:
+        return None
+    if len(raw) > JOURNAL_BODY_LIMIT:
+        return raw[:JOURNAL_BODY_LIMIT].decode("utf-8", "replace") + f"… (truncated at {JOURNAL_BODY_LIMIT} bytes)"
+    if "json" in content_type:
+        try:
+            return jsonio.loads(raw)
+        except ValueError:
+            pass
+    return raw.decode("utf-8", "replace")
 
 
 class Journal:
