@@ -25,18 +25,20 @@ from pathlib import Path
 
 import httpx
 
-PROFILE_ID = "12ade33a-21c0-473b-b055-b3c836e1c292"
-VERIFICATION_ID = "0b7d9a7e-9d3e-4f34-9a57-3c1f2f7f9c11"
 AUTH = "Bearer bench-key"
-SCENARIOS = {
-    "GET verification": ("GET", f"/v2/verifications/{VERIFICATION_ID}", None),
-    "valid POST call": (
-        "POST",
-        "/v2/verifications/call",
-        {"phone_number": "+13035551234", "verify_profile_id": PROFILE_ID},
-    ),
-    "invalid POST call": ("POST", "/v2/verifications/call", {"verify_profile_id": PROFILE_ID}),
-}
+
+
+def scenarios(base: str) -> dict[str, tuple[str, str, dict[str, str] | None]]:
+    """GET an existing verification, trigger a call under an existing profile, and a bad phone number."""
+    headers = {"Authorization": AUTH}
+    profile = httpx.post(f"{base}/v2/verify_profiles", json={"name": "bench", "call": {}}, headers=headers).json()
+    valid = {"phone_number": "+13035551234", "verify_profile_id": profile["data"]["id"]}
+    verification = httpx.post(f"{base}/v2/verifications/call", json=valid, headers=headers).json()["data"]
+    return {
+        "GET verification": ("GET", f"/v2/verifications/{verification['id']}", None),
+        "valid POST call": ("POST", "/v2/verifications/call", valid),
+        "invalid POST call": ("POST", "/v2/verifications/call", {**valid, "phone_number": "3035551234"}),
+    }
 
 
 def free_port() -> int:
@@ -133,7 +135,7 @@ def main() -> int:
         print(f"start-up to first 200: {startup:.2f} s")
     try:
         print(f"{'scenario':<20} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-        for name, (method, path, body) in SCENARIOS.items():
+        for name, (method, path, body) in scenarios(base).items():
             for connections in args.connections:
                 figures = run_wrk(base + path, connections, args.duration, lua_script(method, body))
                 print(

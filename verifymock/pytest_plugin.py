@@ -153,10 +153,6 @@ class VerifyMock:
     # -- observing ------------------------------------------------------------------------------------------------
 
     @property
-    def calls(self) -> list[dict[str, Any]]:
-        return [e for e in self.journal() if e["operation_id"]]
-
-    @property
     def webhooks(self) -> list[Webhook]:
         return list(self._receiver.received)
 
