@@ -42,10 +42,8 @@ def list_verification_requests(
 
 async def submit_verification_request(body: Body) -> Body:
     mock = engine()
-    scenario = mock.scenarios.select_any(
-        mock.tollfree.scenario_numbers(body), mock.request().headers.get("x-mock-scenario"), body["businessName"]
-    )
-    mock.note_scenario(scenario)
+    numbers = [entry["phoneNumber"] for entry in body["phoneNumbers"]]
+    scenario = mock.select_scenario(*numbers, business_name=body["businessName"])
     await mock.apply_overrides(scenario)
     return mock.tollfree.submit(body, scenario)
 

@@ -184,17 +184,15 @@ class Mock:
         await self.apply_overrides(scenario)
         return scenario
 
-    def select_scenario(self, phone_number: str | None) -> Scenario:
+    def select_scenario(self, *phone_numbers: str | None, business_name: str | None = None) -> Scenario:
+        """The request's scenario: its X-Mock-Scenario header, else a binding or reservation of its numbers
+        (or business name), else the default."""
         context = _request.get()
         header = context.headers.get(SCENARIO_HEADER) if context else None
-        scenario = self.scenarios.select(phone_number, header)
-        self.note_scenario(scenario)
-        return scenario
-
-    def note_scenario(self, scenario: Scenario) -> None:
-        context = _request.get()
+        scenario = self.scenarios.select_any([n for n in phone_numbers if n], header, business_name)
         if context is not None:
             context.scenario = scenario.id
+        return scenario
 
     async def apply_overrides(self, scenario: Scenario) -> None:
         """A scenario's latency, then its forced error, if it has them."""

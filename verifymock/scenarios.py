@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
-from verifymock.errors import ApiError, ConfigError, Problem, ScenarioError
+from verifymock.errors import ApiError, ConfigError, ConfigErrors, Problem, ScenarioError
 from verifymock.webhooks import Breakage
 
 try:
@@ -225,8 +225,6 @@ def load(directories: list[Path]) -> dict[str, Scenario]:
                 numbers[number] = scenario_id
             found[scenario_id] = scenario  # a later folder's file of the same id replaces an earlier one
     if problems:
-        from verifymock.errors import ConfigErrors
-
         raise ConfigErrors(problems)
     return found
 

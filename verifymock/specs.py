@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import yaml
 
 from verifymock.convert import convert, pointer
-from verifymock.errors import ConfigError, SpecError
+from verifymock.errors import ConfigError, ConfigErrors, SpecError
 
 try:  # the C loader reads our specs about ten times faster
     from yaml import CSafeLoader as _Loader
@@ -130,8 +130,6 @@ def load_spec(path: Path) -> Spec:
     original = read_document(path)
     view, problems = convert(original, str(path))
     if problems:
-        from verifymock.errors import ConfigErrors
-
         raise ConfigErrors(list(problems))
     spec = Spec(
         name=path.stem,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
@@ -60,7 +61,7 @@ class CM:
             raise ApiError(Problem.UNAUTHENTICATED, "Unknown product token.", status=401)
         return token.strip().lower()
 
-    def request_dtmf(self, body: Body, scenario_for: Any) -> list[tuple[Body, Scenario]]:
+    def request_dtmf(self, body: Body, select: Callable[[str], Scenario]) -> list[tuple[Body, Scenario]]:
         """Validate what the schema cannot say and return each callee with its number; calls are placed by `place`."""
         caller = e164(body["caller"], "/caller")
         single = body.get("callee")
@@ -86,7 +87,7 @@ class CM:
             regex.compile(body.get("regex") or "[0-9]*")
         except regex.error as exc:
             raise ApiError(Problem.UNPROCESSABLE, f"The regex does not compile: {exc}", pointer="/regex") from exc
-        return [({**body, "caller": caller, "callee": callee}, scenario_for(callee)) for callee in callees]
+        return [({**body, "caller": caller, "callee": callee}, select(callee)) for callee in callees]
 
     def place(self, body: Body, scenario: Scenario) -> Body:
         call_id = str(uuid.uuid4())

@@ -55,9 +55,6 @@ class TollFree:
     def clear(self) -> None:
         self.requests.clear()
 
-    def scenario_numbers(self, body: Body) -> list[str]:
-        return [entry["phoneNumber"] for entry in body.get("phoneNumbers") or []]
-
     def submit(self, body: Body, scenario: Scenario) -> Body:
         now = self.mock.clock.now_datetime()
         request = TollFreeRequest(str(uuid.uuid4()), dict(body), "In Progress", None, now, now, scenario)
