@@ -41,31 +41,7 @@ def parser() -> argparse.ArgumentParser:
         help="address to bind (default 127.0.0.1; anything beyond loopback needs --control-token)",
     )
     serve.add_argument("--port", type=int, default=4010, help="port to bind (default 4010; 0 picks a free one)")
-    serve.add_argument(
-        "--specs",
-        type=_folder,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder of OpenAPI documents served beside the bundled ones; a file named like a "
-        "bundled one replaces it (repeatable)",
-    )
-    serve.add_argument(
-        "--handlers",
-        type=_folder,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder of handler modules (<spec name>.py), searched before the bundled handlers (repeatable)",
-    )
-    serve.add_argument(
-        "--scenarios",
-        type=_folder,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder of scenario files added to the bundled ones (repeatable)",
-    )
+    _folders(serve)
     serve.add_argument(
         "--clock",
         default="real",
@@ -119,11 +95,6 @@ def parser() -> argparse.ArgumentParser:
         "reported and the last good version keeps serving",
     )
     serve.add_argument(
-        "--no-bundled",
-        action="store_true",
-        help="serve only the folders given, without the bundled specs, handlers and scenarios",
-    )
-    serve.add_argument(
         "--control-token", metavar="TOKEN", help="require `Authorization: Bearer TOKEN` on the control API (/_mock)"
     )
     serve.add_argument(
@@ -162,32 +133,22 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _folders(command: argparse.ArgumentParser) -> None:
+    """The folder options every command that loads specs shares."""
+    for name, text in (
+        (
+            "--specs",
+            "a folder of OpenAPI documents served beside the bundled ones; a file named like a bundled one replaces it",
+        ),
+        ("--handlers", "a folder of handler modules (<spec name>.py), searched before the bundled handlers"),
+        ("--scenarios", "a folder of scenario files added to the bundled ones"),
+    ):
+        command.add_argument(
+            name, type=_folder, action="append", default=[], metavar="DIR", help=f"{text} (repeatable)"
+        )
     command.add_argument(
-        "--specs",
-        type=_folder,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder of OpenAPI documents beside the bundled ones (repeatable)",
-    )
-    command.add_argument(
-        "--handlers",
-        type=_folder,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder of handler modules (repeatable)",
-    )
-    command.add_argument(
-        "--scenarios",
-        type=_folder,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder of scenario files (repeatable)",
-    )
-    command.add_argument(
-        "--no-bundled", action="store_true", help="leave out the bundled specs, handlers and scenarios"
+        "--no-bundled",
+        action="store_true",
+        help="serve only the folders given, without the bundled specs, handlers and scenarios",
     )
 
 
