@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from verifymock.calls import Phones
@@ -65,6 +66,27 @@ class Mounted:
         return self.spec.vendor
 
 
+def mount(config: Config, paths: list[Path], fresh: bool = False) -> tuple[list[Mounted], list[ConfigError]]:
+    """Load and resolve each spec file; every problem is collected rather than raised one by one."""
+    errors: list[ConfigError] = []
+    mounted: list[Mounted] = []
+    bundled_specs = bundled("specs").resolve()
+    for path in paths:
+        try:
+            spec = load_spec(path)
+            resolutions = resolve_spec(spec, config.handler_dirs(), fresh=fresh)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        user = path.resolve().parent != bundled_specs
+        mounted.append(Mounted(spec, resolutions, ResponseChecker(spec), user))
+    # a user's spec is routed first, so it wins where it overlaps a bundled one
+    return sorted(mounted, key=lambda m: not m.user), errors
+
+
 class Mock:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -101,25 +123,10 @@ class Mock:
 
     @staticmethod
     def _load(config: Config, fresh: bool = False) -> list[Mounted]:
-        errors: list[ConfigError] = []
-        mounted: list[Mounted] = []
-        bundled_specs = bundled("specs").resolve()
-        for path in spec_files(config.spec_dirs()):
-            try:
-                spec = load_spec(path)
-                resolutions = resolve_spec(spec, config.handler_dirs(), fresh=fresh)
-            except ConfigErrors as exc:
-                errors.extend(exc.errors)
-                continue
-            except ConfigError as exc:
-                errors.append(exc)
-                continue
-            user = path.resolve().parent != bundled_specs
-            mounted.append(Mounted(spec, resolutions, ResponseChecker(spec), user))
+        mounted, errors = mount(config, spec_files(config.spec_dirs()), fresh)
         if errors:
             raise ConfigErrors(errors)
-        # a user's spec is routed first, so it wins where it overlaps a bundled one
-        return sorted(mounted, key=lambda m: not m.user)
+        return mounted
 
     @staticmethod
     def _concrete_paths(mounted: list[Mounted]) -> dict[str, frozenset[str]]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
 
 from verifymock.config import Config
 from verifymock.convert import pointer
+from verifymock.engine import mount
 from verifymock.errors import ConfigError, ConfigErrors, HandlerError, SpecError
-from verifymock.resolver import generic_by_declaration, resolve_spec, snake_case
+from verifymock.resolver import generic_by_declaration, snake_case
 from verifymock.scenarios import load as load_scenarios
-from verifymock.specs import load_spec, read_document, spec_files
+from verifymock.specs import read_document, spec_files
 
 
 def problems(config: Config) -> tuple[list[ConfigError], dict[str, int]]:
@@ -26,31 +28,25 @@ def problems(config: Config) -> tuple[list[ConfigError], dict[str, int]]:
         paths = spec_files(config.spec_dirs())
     except ConfigError as exc:
         return [*found, exc], counts
+    sound: list[Path] = []
     for path in paths:
         try:
-            doc = read_document(path)
+            structural = _structural(read_document(path), str(path))
         except SpecError as exc:
-            found.append(exc)
-            continue
-        structural = _structural(doc, str(path))
-        if structural:
-            found.extend(structural)
-            continue
-        try:
-            spec = load_spec(path)
-            resolutions = resolve_spec(spec, config.handler_dirs())
-        except ConfigErrors as exc:
-            found.extend(exc.errors)
-            continue
-        except ConfigError as exc:
-            found.append(exc)
-            continue
+            structural = [exc]
+        found.extend(structural)
+        if not structural:
+            sound.append(path)
+    mounted, problems_found = mount(config, sound)
+    found.extend(problems_found)
+    for m in mounted:
+        spec = m.spec
         counts["specs"] += 1
         counts["operations"] += len(spec.operations)
         modules = [d / f"{spec.name}.py" for d in config.handler_dirs() if (d / f"{spec.name}.py").is_file()]
         if modules:  # a spec with a handler module should handle, or knowingly leave generic, every operation
             generic = generic_by_declaration(spec, config.handler_dirs())
-            for operation_id, resolution in resolutions.items():
+            for operation_id, resolution in m.resolutions.items():
                 if resolution.handler is None and operation_id not in generic:
                     found.append(
                         HandlerError(
