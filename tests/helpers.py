@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -53,3 +60,45 @@ def make_profile(client: Any, **fields: Any) -> str:
 TELESIGN_CUSTOMER = "11111111-2222-3333-4444-555555555555"
 TELESIGN_KEY = "YSBzZWNyZXQgb25seSB0aGUgdGVzdHMga25vdw=="  # base64 of "a secret only the tests know"
 CM_TOKEN = "7e4c1a2b-0c0d-4e5f-8a9b-0123456789ab"
+
+
+VERIFYMOCK = [sys.executable, "-m", "verifymock"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(
+    options: list[str], *, cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*VERIFYMOCK, "serve", *options, "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{url}/_mock/health", timeout=0.5)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.communicate(timeout=5)[0] if process.poll() is not None else ""
+                    pytest.fail(f"verifymock did not start: {output}")
+                time.sleep(0.05)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -67,6 +67,7 @@ def create_app(config: Config | None = None) -> Gate:
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        mock.resume()
         tasks = [loop.create_task(mock.clock.run_forever())]
         if config.watch:
             from verifymock.reload import watch
@@ -78,6 +79,9 @@ def create_app(config: Config | None = None) -> Gate:
             for task in tasks:
                 task.cancel()
             await mock.webhooks.settle()
+            mock.changed()
+            mock.commit()
+            mock.store.close()
 
     gate = Gate(connexion_app(mock, lifespan), mock)
     return gate

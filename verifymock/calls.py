@@ -95,6 +95,8 @@ class Message:
 class Phones:
     """Every call and message, by number, and the callee's side of each call."""
 
+    STATE = ("calls", "messages")
+
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.calls: list[Call] = []

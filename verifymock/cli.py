@@ -50,6 +50,13 @@ def parser() -> argparse.ArgumentParser:
         "(N times faster than real time)",
     )
     serve.add_argument(
+        "--state",
+        default="memory",
+        metavar="STORE",
+        help="memory (default: state lasts as long as the process) or sqlite:PATH (profiles, verifications, calls, "
+        "timers, webhooks, bindings, the clock and the journal kept in a SQLite file; a restart continues)",
+    )
+    serve.add_argument(
         "--telnyx-signing-key",
         metavar="BASE64",
         help="base64 32-byte Ed25519 seed that signs Telnyx webhooks (default: a new key at each start; "
@@ -170,6 +177,7 @@ def config_from(args: argparse.Namespace) -> Config:
         allow_callback_hosts=args.allow_callback_host,
         watch=args.watch,
         clock=args.clock,
+        state=args.state,
         telnyx_signing_key=args.telnyx_signing_key,
         telesign_customers=dict(_customer(value) for value in args.telesign_customer),
         telesign_date_tolerance=args.telesign_date_tolerance,

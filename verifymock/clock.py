@@ -59,6 +59,27 @@ class Clock:
         self._wakeup: asyncio.Event | None = None
         # awaited after each timer during `advance`: the engine lets the webhooks a timer caused be attempted
         self.settle: Callable[[], Awaitable[None]] | None = None
+        # called after timers ran outside a request (real and scaled clocks): the engine saves its state
+        self.persist: Callable[[], None] | None = None
+
+    def export(self) -> dict[str, object]:
+        """What a restart needs to go on: the time on this clock and every timer still due."""
+        return {"now": self.now(), "timers": self.pending(), "seq": self._peek_seq()}
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Continue from an export. A real clock keeps real time (timers that fell due while the server was down run
+        at once); a manual or scaled clock continues from the time it had."""
+        timers = list(state["timers"])  # type: ignore[call-overload]
+        heapq.heapify(timers)
+        self._timers = timers
+        self._seq = itertools.count(int(state["seq"]))  # type: ignore[call-overload]
+        if self.mode != "real":
+            self._offset += float(state["now"]) - self.now()  # type: ignore[arg-type]
+
+    def _peek_seq(self) -> int:
+        value = next(self._seq)
+        self._seq = itertools.count(value)
+        return value
 
     @property
     def label(self) -> str:
@@ -134,7 +155,8 @@ class Clock:
             return
         self._wakeup = asyncio.Event()
         while True:
-            self.run_due()
+            if self.run_due() and self.persist is not None:
+                self.persist()
             live = [t for t in self._timers if not t.cancelled]
             delay = min(((min(live).due - self.now()) / self.scale) if live else 1.0, 1.0)
             self._wakeup.clear()

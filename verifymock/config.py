@@ -10,6 +10,7 @@ from verifymock.clock import parse_mode
 from verifymock.errors import ConfigError
 from verifymock.journal import DEFAULT_SIZE
 from verifymock.paths import bundled
+from verifymock.store import check_store_spec
 
 MIB = 1024 * 1024
 
@@ -34,6 +35,7 @@ class Config:
     # hosts webhooks and callbacks may go to; None: any (loopback only when the server is bound beyond loopback)
     allow_callback_hosts: list[str] | None = None
     clock: str = "real"  # real, manual or scaled:N
+    state: str = "memory"  # memory, or sqlite:PATH to keep state across restarts
     telnyx_signing_key: str | None = None  # base64 Ed25519 seed (32 bytes); generated at start when absent
     telesign_customers: dict[str, str] = field(default_factory=dict)  # customer id -> base64 API key
     telesign_callback_url: str | None = None  # where callbacks go when a request names no callback_url
@@ -59,6 +61,7 @@ class Config:
 
     def check(self) -> None:
         parse_mode(self.clock)
+        check_store_spec(self.state)
         if not is_loopback(self.host) and not self.control_token:
             raise ConfigError(
                 "--host",

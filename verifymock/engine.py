@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from verifymock.scenarios import Scenario, Scenarios
 from verifymock.scenarios import load as load_scenarios
 from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
+from verifymock.store import Store, dump_state, load_state, open_store
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
 from verifymock.vendors.telnyx import Telnyx
@@ -28,6 +30,8 @@ from verifymock.vendors.tollfree import TollFree
 from verifymock.webhooks import TelnyxSigner, Webhooks
 
 log = logging.getLogger("verifymock")
+
+PERSIST_DELAY = 0.05  # seconds: changes made outside requests are committed together after this
 
 _current: ContextVar[Mock] = ContextVar("verifymock_engine")
 
@@ -105,6 +109,87 @@ class Mock:
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
+        self.store: Store = open_store(config.state)
+        self._dirty = False
+        self._commit_pending = False
+        self.restored = False
+        if self.store.durable:
+            self.journal.unsaved = []
+            self.clock.persist = self.webhooks.persist = self.persist
+            self.restored = self._restore()
+
+    # -- state -----------------------------------------------------------------------------------------------------
+
+    def vendors(self) -> tuple[Telnyx, TeleSign, CM, TollFree]:
+        return self.telnyx, self.telesign, self.cm, self.tollfree
+
+    def _stateful(self) -> dict[str, Any]:
+        """The parts whose `STATE` attributes are the engine's state (the clock exports its own)."""
+        parts = {"phones": self.phones, "webhooks": self.webhooks, "faults": self.faults, "scenarios": self.scenarios}
+        return {**parts, **{vendor.name: vendor for vendor in self.vendors()}}
+
+    def changed(self) -> None:
+        """Something in the state may have changed: the next commit writes a snapshot."""
+        self._dirty = True
+
+    def commit(self) -> None:
+        """Write what changed to a durable store: a snapshot if the state changed, and new journal entries."""
+        if not self.store.durable:
+            return
+        try:
+            self._write()
+        except Exception:  # a bug in what is kept must not fail requests, timers or webhooks; it is loud in the log
+            log.exception("saving state to %s failed", self.store.location)
+
+    def _write(self) -> None:
+        snapshot = None
+        if self._dirty:
+            state: dict[str, Any] = {"clock": self.clock.export(), "signer": self.signer.seed}
+            state.update({name: {f: getattr(part, f) for f in part.STATE} for name, part in self._stateful().items()})
+            snapshot = dump_state(self, state)
+            self._dirty = False
+        entries = self.journal.take_unsaved()
+        if snapshot is not None or entries:
+            self.store.write(snapshot, entries, self.config.journal_size)
+
+    def persist(self) -> None:
+        """State changed outside a request (timers ran, webhooks were attempted): commit soon, once for a burst."""
+        self.changed()
+        if self._commit_pending:
+            return
+        self._commit_pending = True
+
+        def commit() -> None:
+            self._commit_pending = False
+            self.commit()
+
+        asyncio.get_running_loop().call_later(PERSIST_DELAY, commit)
+
+    def _restore(self) -> bool:
+        blob, entries = self.store.load()
+        self.journal.restore(entries[-self.config.journal_size :] if self.config.journal_size else [])
+        if blob is None:
+            return False
+        try:
+            state = load_state(self, blob)
+        except Exception as exc:
+            raise ConfigError(
+                "--state", self.store.location, f"holds a snapshot that cannot be read ({exc})", "start a new file"
+            ) from exc
+        self.clock.restore(state.pop("clock"))
+        seed = state.pop("signer")
+        if self.signer.generated:  # receivers that pinned the public key keep verifying after a restart
+            self.signer.use_seed(seed)
+        parts = self._stateful()
+        for name, fields in state.items():
+            for field_name, value in fields.items():
+                setattr(parts[name], field_name, value)
+        log.info("state restored from %s", self.store.location)
+        return True
+
+    def resume(self) -> None:
+        """On the event loop, after a restore: webhooks that were being delivered are attempted again."""
+        self.webhooks.resume()
 
     def reload_scenarios(self) -> None:
         """Scenario files read again; bindings stay. Raises ConfigErrors and changes nothing if one is broken."""
@@ -165,6 +250,8 @@ class Mock:
         self.telesign.clear()
         self.tollfree.clear()
         self.faults.clear()
+        self.store.clear()
+        self.changed()
 
     # -- per request ---------------------------------------------------------------------------------------------
 

@@ -60,6 +60,8 @@ def error_for(status: int, code: str | None, detail: str | None, source: str) ->
 
 
 class Faults:
+    STATE = ("active", "_ids")
+
     def __init__(self) -> None:
         self.active: list[Fault] = []
         self._ids = itertools.count(1)

@@ -23,6 +23,7 @@ access_log = logging.getLogger("verifymock.access")
 log = logging.getLogger("verifymock")
 
 CONTROL_PREFIX = "/_mock"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[str, str], bytes]:
@@ -71,6 +72,8 @@ class Gate:
             # TeleSign's SDK signs GETs with an empty Content-Type; connexion cannot parse one, and it means none
             scope["headers"] = [(n, v) for n, v in scope["headers"] if not (n == b"content-type" and not v.strip())]
         context = self.mock.begin_request(headers)
+        if scope["method"] not in SAFE_METHODS:
+            self.mock.changed()
         raw = b""
         error = self._refuse_early(scope, headers)
         if error is None:
@@ -80,6 +83,15 @@ class Gate:
         status = 0
         response_chunks: list[bytes] = []
         cut = False  # a connection fault ate the rest of the response
+        recorded = False
+
+        def record() -> None:
+            """Journal the exchange and commit what it changed: done before the last byte of the answer goes out, so
+            a client that has its answer can count on it having been kept."""
+            nonlocal recorded
+            recorded = True
+            self._journal(scope, headers, raw, status, b"".join(response_chunks), started, context.touched)
+            self.mock.commit()
 
         async def capture(message: Message) -> None:
             nonlocal status, cut
@@ -87,6 +99,8 @@ class Gate:
                 status = message["status"]
             elif message["type"] == "http.response.body":
                 response_chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    record()
             if cut or context.fault == "close":
                 cut = True
                 return
@@ -111,10 +125,30 @@ class Gate:
 
             await self.app(scope, replay, capture)
 
+        if not recorded:
+            record()
         elapsed = (time.perf_counter() - started) * 1000
+        if config.access_log:
+            routing = scope["extensions"].get("connexion_routing") or {}
+            _, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
+            self._log(scope, operation.operation_id if operation else None, status, elapsed, context.scenario)
+        if cut:
+            # uvicorn closes the connection, sending nothing more, when the app returns a value: the only way an
+            # ASGI app can drop a connection (an exception would become a 500)
+            return True  # type: ignore[return-value]
+
+    def _journal(
+        self,
+        scope: Scope,
+        headers: dict[str, str],
+        raw: bytes,
+        status: int,
+        response_body: bytes,
+        started: float,
+        touched: list[str],
+    ) -> None:
         routing = scope["extensions"].get("connexion_routing") or {}
         mounted, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
-        response_body = b"".join(response_chunks)
         self.mock.journal.add(
             Entry(
                 id=self.mock.journal.next_id(),
@@ -128,16 +162,10 @@ class Gate:
                 request_headers=headers,
                 request_raw=raw[: JOURNAL_BODY_LIMIT + 1],
                 response_raw=response_body[: JOURNAL_BODY_LIMIT + 1],
-                duration_ms=elapsed,
-                touched=context.touched,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                touched=touched,
             )
         )
-        if config.access_log:
-            self._log(scope, operation.operation_id if operation else None, status, elapsed, context.scenario)
-        if cut:
-            # uvicorn closes the connection, sending nothing more, when the app returns a value: the only way an
-            # ASGI app can drop a connection (an exception would become a 500)
-            return True  # type: ignore[return-value]
 
     def _log(self, scope: Scope, operation_id: str | None, status: int, elapsed: float, scenario: str | None) -> None:
         if self.mock.config.log_format == "json":

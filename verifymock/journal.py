@@ -74,17 +74,31 @@ def decode_body(raw: bytes, content_type: str) -> Any:
 
 class Journal:
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self.size = size
         self._entries: deque[Entry] = deque(maxlen=size)
         self._ids = itertools.count(1)
+        self.unsaved: list[Entry] | None = None  # entries a durable store has yet to write; None: nothing kept
+
+    def restore(self, entries: list[Entry]) -> None:
+        self._entries.extend(entries)
+        self._ids = itertools.count((entries[-1].id + 1) if entries else 1)
+
+    def take_unsaved(self) -> list[Entry]:
+        entries, self.unsaved = self.unsaved or [], ([] if self.unsaved is not None else None)
+        return entries
 
     def next_id(self) -> int:
         return next(self._ids)
 
     def add(self, entry: Entry) -> None:
         self._entries.append(entry)
+        if self.unsaved is not None:
+            self.unsaved.append(entry)
 
     def clear(self) -> None:
         self._entries.clear()
+        if self.unsaved is not None:
+            self.unsaved.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

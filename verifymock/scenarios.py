@@ -230,6 +230,8 @@ def load(directories: list[Path]) -> dict[str, Scenario]:
 
 
 class Scenarios:
+    STATE = ("bindings",)
+
     def __init__(self, scenarios: dict[str, Scenario]) -> None:
         self.all = scenarios
         self.by_number = {n: s for s in scenarios.values() for n in s.numbers}

@@ -34,6 +34,14 @@ class TelnyxSigner:
 
     def __init__(self, seed_b64: str | None = None) -> None:
         self._key = SigningKey(base64.b64decode(seed_b64)) if seed_b64 else SigningKey.generate()
+        self.generated = not seed_b64
+
+    @property
+    def seed(self) -> str:
+        return base64.b64encode(bytes(self._key)).decode()
+
+    def use_seed(self, seed_b64: str) -> None:
+        self._key = SigningKey(base64.b64decode(seed_b64))
 
     @property
     def public_key(self) -> str:
@@ -105,6 +113,7 @@ class Delivery:
     attempts: list[Attempt] = field(default_factory=list)
     rounds: int = 0
     state: str = "pending"
+    in_flight: bool = False  # a round of attempts is under way (a restart starts it again)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +130,8 @@ class Delivery:
 
 
 class Webhooks:
+    STATE = ("deliveries", "_ids")
+
     def __init__(self, clock: Clock, signer: TelnyxSigner, allowed_hosts: frozenset[str] | None = None) -> None:
         self.clock = clock
         self.signer = signer
@@ -128,6 +139,13 @@ class Webhooks:
         self.deliveries: list[Delivery] = []
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.persist: Callable[[], None] | None = None  # called when a round of attempts ends
+
+    def resume(self) -> None:
+        """After a restart: start again the rounds that were under way when the server stopped."""
+        for delivery in self.deliveries:
+            if delivery.in_flight:
+                self._start_round(delivery)
 
     def clear(self) -> None:
         self.deliveries.clear()
@@ -196,7 +214,8 @@ class Webhooks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _start_round(self, delivery: Delivery) -> None:
-        task = asyncio.get_running_loop().create_task(self._round(delivery))
+        delivery.in_flight = True
+        task = asyncio.get_running_loop().create_task(self._rounded(delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -208,6 +227,14 @@ class Webhooks:
         if self.allowed_hosts is not None and parsed.hostname.lower() not in self.allowed_hosts:
             return f"refused: {parsed.hostname} is not an allowed callback host"
         return None
+
+    async def _rounded(self, delivery: Delivery) -> None:
+        try:
+            await self._round(delivery)
+        finally:
+            delivery.in_flight = False
+            if self.persist is not None:
+                self.persist()
 
     async def _round(self, delivery: Delivery) -> None:
         refusal = self._refusal(delivery.url)

@@ -3,58 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.helpers import PROFILE_BODY, REPO, TELNYX_AUTH, write_spec
-
-VERIFYMOCK = [sys.executable, "-m", "verifymock"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running(
-    options: list[str], *, cwd: Path, env: dict[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [*VERIFYMOCK, "serve", *options, "--port", str(port)],
-        cwd=cwd,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{url}/_mock/health", timeout=0.5)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.communicate(timeout=5)[0] if process.poll() is not None else ""
-                    pytest.fail(f"verifymock did not start: {output}")
-                time.sleep(0.05)
-        yield url, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+from tests.helpers import PROFILE_BODY, REPO, TELNYX_AUTH, VERIFYMOCK, running, write_spec
 
 
 def test_cli_serves_bundled_specs_and_logs_one_line_per_request(tmp_path: Path) -> None:

@@ -50,6 +50,9 @@ def e164(number: str, pointer: str) -> str:
 
 
 class CM:
+    name = "cm"
+    STATE: tuple[str, ...] = ()  # its calls live in Phones
+
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
         self.tokens = {t.lower() for t in mock.config.cm_product_tokens} or {DEFAULT_TOKEN}

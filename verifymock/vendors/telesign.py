@@ -95,6 +95,9 @@ class Transaction:
 
 
 class TeleSign:
+    name = "telesign"
+    STATE = ("transactions", "_nonces")
+
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
         self.customers: dict[str, str] = dict(mock.config.telesign_customers) or {DEFAULT_CUSTOMER_ID: DEFAULT_API_KEY}

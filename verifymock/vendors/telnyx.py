@@ -94,6 +94,9 @@ class Verification:
 
 
 class Telnyx:
+    name = "telnyx"
+    STATE = ("profiles", "templates", "verifications")
+
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
         self.profiles: dict[str, Body] = {}

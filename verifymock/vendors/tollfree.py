@@ -48,6 +48,9 @@ class TollFreeRequest:
 
 
 class TollFree:
+    name = "tollfree"
+    STATE = ("requests",)
+
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
         self.requests: dict[str, TollFreeRequest] = {}

@@ -1,0 +1,125 @@
+"""`--state sqlite:PATH`: a killed server comes back with everything it answered, its calls and its timers."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.helpers import REPO, TELNYX_AUTH, make_profile, running
+from tests.receiver import Receiver, webhook_receiver
+
+REQUESTS = 1000
+KILL_AFTER = 400  # answered requests before the SIGKILL
+
+
+def _options(db: Path) -> list[str]:
+    return ["--state", f"sqlite:{db}", "--clock", "manual", "--quiet"]
+
+
+def test_state_survives_sigkill_in_the_middle_of_a_run(tmp_path: Path) -> None:
+    db = tmp_path / "mock.db"
+    answered: dict[str, str] = {}  # verification id -> phone number, for every 2xx the clients saw
+    lock = threading.Lock()
+    with webhook_receiver() as receiver, running(_options(db), cwd=REPO) as (url, process):
+        with httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+            profile_id = make_profile(client, webhook_url=f"{receiver.url}/hooks")
+        killed = threading.Event()
+
+        def verify(i: int) -> None:
+            if killed.is_set():
+                return
+            number = f"+1312555{i:04d}"
+            body = {"phone_number": number, "verify_profile_id": profile_id}
+            try:
+                response = httpx.post(f"{url}/v2/verifications/dtmf_confirm", json=body, headers=TELNYX_AUTH)
+            except httpx.TransportError:
+                return  # the server died under this request: it was never answered
+            assert response.status_code == 200, response.text
+            with lock:
+                answered[response.json()["data"]["id"]] = number
+                if len(answered) == KILL_AFTER:
+                    process.kill()  # SIGKILL: no shutdown hook runs
+                    killed.set()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(verify, range(REQUESTS)))
+        process.wait(timeout=10)
+        assert process.returncode == -9
+        assert KILL_AFTER <= len(answered) < REQUESTS
+
+        with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+            _check_everything_answered_is_back(client, answered)
+            # the timers came back too: the default callee answers at 2 s and presses 1 at 5 s
+            assert client.post("/_mock/clock/advance", json={"seconds": 6}, timeout=120).status_code == 200
+            for verification_id, number in answered.items():
+                data = client.get(f"/v2/verifications/{verification_id}").json()["data"]
+                assert data["status"] == "accepted", (number, data)
+            _check_webhooks(client, receiver, set(answered))
+
+
+def _check_everything_answered_is_back(client: httpx.Client, answered: dict[str, str]) -> None:
+    for verification_id, number in answered.items():
+        response = client.get(f"/v2/verifications/{verification_id}")
+        assert response.status_code == 200, (verification_id, response.text)
+        assert response.json()["data"]["status"] == "pending"
+        calls = client.get(f"/_mock/handsets/{number}").json()["calls"]
+        assert [c["state"] for c in calls] == ["ringing"], number
+    journaled = {
+        e["response"]["body"]["data"]["id"]
+        for e in client.get("/_mock/journal", params={"operation_id": "CreateVerificationDtmfConfirm"}).json()["data"]
+        if e["status_code"] == 200
+    }
+    assert set(answered) <= journaled
+
+
+def _check_webhooks(client: httpx.Client, receiver: Receiver, ids: set[str]) -> None:
+    delivered = {orjson.loads(r.body)["data"]["payload"]["id"] for r in receiver.at("/hooks")}
+    assert ids <= delivered
+    states = {d["subject"]: d["state"] for d in client.get("/_mock/webhooks").json()["data"]}
+    assert all(states[i] == "delivered" for i in ids)
+
+
+def test_state_restores_profiles_bindings_clock_and_key_after_a_clean_stop(tmp_path: Path) -> None:
+    db = tmp_path / "mock.db"
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        profile_id = make_profile(client)
+        assert client.put("/_mock/bindings/+13125550100", json={"scenario": "interactive"}).status_code == 200
+        client.post("/_mock/clock/advance", json={"seconds": 3600})
+        key = client.get("/_mock/keys").json()["telnyx"]["public_key"]
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        assert client.get(f"/v2/verify_profiles/{profile_id}").status_code == 200
+        bindings = client.get("/_mock/bindings").json()["data"]
+        assert {"phone_number": "+13125550100", "scenario": "interactive"} in bindings
+        assert client.get("/_mock/clock").json()["now"] == "2026-01-01T01:00:00Z"
+        assert client.get("/_mock/keys").json()["telnyx"]["public_key"] == key
+        # reset empties the file too
+        assert client.post("/_mock/reset").status_code == 204
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        assert client.get(f"/v2/verify_profiles/{profile_id}").status_code == 404
+        paths = [e["path"] for e in client.get("/_mock/journal").json()["data"]]
+        assert paths[0] == "/_mock/reset" and "/v2/verify_profiles" not in paths
+
+
+def test_state_file_of_another_version_is_refused_with_the_fix(tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
+    db = tmp_path / "mock.db"
+    with running(_options(db), cwd=REPO):
+        pass
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE meta SET value = '0.0.1' WHERE key = 'version'")
+    result = subprocess.run(
+        [sys.executable, "-m", "verifymock", "serve", *_options(db), "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "--state" in result.stderr and "0.0.1" in result.stderr and "new file" in result.stderr
