@@ -20,9 +20,11 @@ def reset_mock() -> Reply:
     return Reply(None, 204)
 
 
-def list_journal(operation_id: str | None = None, vendor: str | None = None, phone_number: str | None = None) -> Body:
+def list_journal(
+    operation_id: str | None = None, vendor: str | None = None, phone_number: str | None = None, limit: int = 0
+) -> Body:
     entries = engine().journal.find(operation_id=operation_id, vendor=vendor, phone_number=phone_number)
-    return {"data": [e.to_json() for e in entries]}
+    return {"data": [e.to_json() for e in entries[-limit:]]}
 
 
 def list_specs() -> Body:
@@ -41,6 +43,11 @@ def get_clock() -> Body:
 async def advance_clock(body: Body) -> Body:
     ran = await engine().clock.advance(float(body["seconds"]))
     return _clock(timers_run=ran)
+
+
+def list_handsets() -> Body:
+    mock = engine()
+    return {"data": mock.phones.handsets(extra=list(mock.scenarios.bindings))}
 
 
 def get_handset(phone_number: str) -> Body:

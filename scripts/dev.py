@@ -2,7 +2,7 @@
 """The one entry point for local runs and CI: creates .venv, installs the project, then serves or tests.
 
     python3 scripts/dev.py serve [verifymock serve options]   # the mock on 127.0.0.1:4010
-    python3 scripts/dev.py test [pytest options]              # the whole test suite
+    python3 scripts/dev.py test [pytest options]              # the whole test suite (installs Chromium if root)
     python3 scripts/dev.py bench [benchmark options]          # the load benchmark
 
 Standard library only, so it runs on a machine that has nothing but Python 3.11.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -40,6 +41,19 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+def ensure_chromium() -> None:
+    """The browser tests drive the system Chromium; as root on Debian it is installed here, else we say how."""
+    if os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("installing Debian's chromium for the browser tests", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
+    else:
+        print("Chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM=/path", flush=True)
+
+
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in ("serve", "test", "bench"):
         print(__doc__)
@@ -50,6 +64,7 @@ def main() -> int:
         return subprocess.call([str(BIN / "verifymock"), "serve", *rest])
     if command == "bench":
         return subprocess.call([str(PYTHON), str(ROOT / "benchmarks" / "load.py"), *rest], cwd=ROOT)
+    ensure_chromium()
     return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
 
 

@@ -226,6 +226,21 @@ class Phones:
                 return call
         raise ApiError(Problem.NOT_FOUND, f"{phone_number} has no ringing or live call.")
 
+    def handsets(self, extra: list[str]) -> list[dict[str, Any]]:
+        """Every number with a call or message (newest activity first), then the `extra` numbers not among them."""
+        by_number: dict[str, dict[str, Any]] = {}
+        latest: dict[str, str] = {}
+        for kind, items in (("calls", self.calls), ("messages", self.messages)):
+            for item in items:
+                number = item.phone_number
+                handset = by_number.setdefault(number, {"phone_number": number, "calls": [], "messages": []})
+                handset[kind].append(item.to_json())
+                stamp = item.started_at if isinstance(item, Call) else item.at
+                latest[number] = max(stamp, latest.get(number, ""))
+        numbers = sorted(latest, key=lambda n: latest[n], reverse=True)
+        numbers += sorted(n for n in set(extra) if n not in latest)
+        return [by_number.get(n) or {"phone_number": n, "calls": [], "messages": []} for n in numbers]
+
     def handset(self, phone_number: str) -> dict[str, Any]:
         return {
             "phone_number": phone_number,

@@ -23,6 +23,7 @@ from verifymock.scenarios import load as load_scenarios
 from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
 from verifymock.store import Store, dump_state, load_state, open_store
+from verifymock.ui import Changes
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
 from verifymock.vendors.telnyx import Telnyx
@@ -113,9 +114,10 @@ class Mock:
         self._dirty = False
         self._commit_pending = False
         self.restored = False
+        self.changes = Changes()
+        self.clock.persist = self.webhooks.persist = self.persist
         if self.store.durable:
             self.journal.unsaved = []
-            self.clock.persist = self.webhooks.persist = self.persist
             self.restored = self._restore()
 
     # -- state -----------------------------------------------------------------------------------------------------
@@ -153,9 +155,11 @@ class Mock:
             self.store.write(snapshot, entries, self.config.journal_size)
 
     def persist(self) -> None:
-        """State changed outside a request (timers ran, webhooks were attempted): commit soon, once for a burst."""
+        """State changed outside a request (timers ran, webhooks were attempted): listeners hear of it, and a
+        durable store commits soon, once for a burst."""
         self.changed()
-        if self._commit_pending:
+        self.changes.notify()
+        if self._commit_pending or not self.store.durable:
             return
         self._commit_pending = True
 

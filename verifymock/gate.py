@@ -18,6 +18,7 @@ from verifymock.engine import Mock
 from verifymock.errors import ApiError, Problem
 from verifymock.journal import JOURNAL_BODY_LIMIT, Entry
 from verifymock.renderers import renderer_for
+from verifymock.ui import EVENTS_PATH, UI_HEADER, is_page, serve_events, serve_page
 
 access_log = logging.getLogger("verifymock.access")
 log = logging.getLogger("verifymock")
@@ -67,6 +68,9 @@ class Gate:
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
+        if is_page(scope["path"]):  # static files, no data: served without the token, not journaled
+            await serve_page(scope, send)
+            return
         scope.setdefault("extensions", {})  # shared with connexion's routing layer, which records the operation
         if any(name == b"content-type" and not value.strip() for name, value in scope["headers"]):
             # TeleSign's SDK signs GETs with an empty Content-Type; connexion cannot parse one, and it means none
@@ -76,9 +80,14 @@ class Gate:
             self.mock.changed()
         raw = b""
         error = self._refuse_early(scope, headers)
+        if error is None and scope["path"] == EVENTS_PATH:
+            await serve_events(self.mock.changes, receive, send)
+            return
         if error is None:
             raw, error = await self._read_body(receive, config.max_body_bytes)
             context.raw_body = raw  # signature checks need the exact bytes
+        control = scope["path"] == CONTROL_PREFIX or scope["path"].startswith(CONTROL_PREFIX + "/")
+        quiet = control and scope["method"] in SAFE_METHODS  # reads of the mock's own state change nothing
 
         status = 0
         response_chunks: list[bytes] = []
@@ -90,8 +99,11 @@ class Gate:
             a client that has its answer can count on it having been kept."""
             nonlocal recorded
             recorded = True
-            self._journal(scope, headers, raw, status, b"".join(response_chunks), started, context.touched)
+            if not (quiet and UI_HEADER in headers):  # the page's own reads would bury everything else
+                self._journal(scope, headers, raw, status, b"".join(response_chunks), started, context.touched)
             self.mock.commit()
+            if not quiet:
+                self.mock.changes.notify()
 
         async def capture(message: Message) -> None:
             nonlocal status, cut

@@ -25,6 +25,7 @@ def uvicorn_config(config: Config, log_level: str = "info") -> uvicorn.Config:
         lifespan="on",
         server_header=False,
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=2,  # open event streams of the web page must not hold up a stop
     )
 
 

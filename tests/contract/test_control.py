@@ -168,3 +168,37 @@ def test_control_scenarios_lists_built_ins_and_files(client: TestClient) -> None
     scenarios = {s["id"]: s for s in client.get("/_mock/scenarios").json()["data"]}
     assert scenarios["default"]["source"] == "built-in"
     assert scenarios["telnyx/dtmf_confirm/press_1"]["numbers"] == ["+15005550101"]
+
+
+def test_control_journal_limit_keeps_the_newest_and_the_page_reads_are_not_journaled(client: TestClient) -> None:
+    for _ in range(3):
+        client.get("/_mock/health")
+    client.get("/_mock/clock", headers={"x-verifymock-ui": "1"})  # the web page's own read
+    limited = client.get("/_mock/journal", params={"limit": 2}).json()["data"]
+    assert [e["id"] for e in limited] == [2, 3]
+    assert [e["operation_id"] for e in client.get("/_mock/journal").json()["data"]] == ["GetHealth"] * 3 + [
+        "ListJournal"
+    ]
+    assert client.get("/_mock/journal", params={"limit": 0}).status_code == 400
+
+
+def test_control_handsets_lists_numbers_newest_activity_first_then_bound_ones(client: TestClient) -> None:
+    profile_id = make_profile(client)
+    for number in ("+13035550001", "+13035550002"):
+        body = {"phone_number": number, "verify_profile_id": profile_id}
+        assert client.post("/v2/verifications/sms", json=body, headers=TELNYX_AUTH).status_code == 200
+    client.put("/_mock/bindings/+13035550009", json={"scenario": "interactive"})
+    handsets = client.get("/_mock/handsets").json()["data"]
+    assert {h["phone_number"] for h in handsets[:2]} == {"+13035550001", "+13035550002"}
+    assert handsets[2] == {"phone_number": "+13035550009", "calls": [], "messages": []}
+    assert [len(h["messages"]) for h in handsets[:2]] == [1, 1]
+
+
+def test_control_page_files_are_served_and_nothing_beside_them(client: TestClient) -> None:
+    page = client.get("/_mock/ui")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/_mock/ui/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/_mock/ui/..%2Fstore.py").status_code == 404
+    assert client.get("/_mock/ui/missing.js").status_code == 404
+    assert client.post("/_mock/ui").status_code == 404
