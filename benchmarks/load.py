@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Load benchmark: start-up time, then req/s and latency for GET, valid POST and invalid POST.
+"""Load benchmark: verifymock beside Prism and a bare-ASGI ceiling, on the same spec, in one run.
 
-Starts `verifymock serve` (pinned to core 0 when taskset exists), drives it with wrk (pinned to core 1) on
-loopback, and prints one table. Figures only: nothing here passes or fails.
+Each server in turn is started pinned to core 0 (taskset) and driven by wrk pinned to core 1 on loopback:
+GET an existing verification, a valid trigger-call POST and an invalid one (a bad phone number), at each
+connection count. Printed: req/s, p50 and p99 per row, start-up to the first 200, RSS after the runs, and the
+ratios verifymock / Prism and verifymock / ceiling. Figures only: nothing here passes or fails.
 
-    python3 scripts/dev.py bench [--duration 10] [--connections 16 64] [--url http://127.0.0.1:4010]
+    python3 scripts/dev.py bench [--duration 10] [--connections 16 64] [--targets verifymock prism ceiling]
+    python3 scripts/dev.py bench --soak 1000000     # RSS of verifymock after that many requests (mixed rows)
 
-Needs wrk (Debian: apt-get install wrk).
+Needs wrk (Debian: apt-get install wrk). Prism (@stoplight/prism-cli) is installed from npm into
+~/.cache/verifymock-bench the first time (needs Node.js and npm); without npm its column reads n/a.
 """
 
 from __future__ import annotations
@@ -21,24 +25,83 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "specs" / "telnyx_verify.yaml"
+PRISM_VERSION = "5.14.2"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "verifymock-bench"
 AUTH = "Bearer bench-key"
+BAD_PHONE = "3035551234"
+ROWS = ("GET verification", "valid POST call", "invalid POST call")
 
 
-def scenarios(base: str) -> dict[str, tuple[str, str, dict[str, str] | None]]:
-    """GET an existing verification, trigger a call under an existing profile, and a bad phone number."""
+@dataclass
+class Target:
+    name: str
+    command: list[str]
+    prefix: str  # where the spec's paths start on this server
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    method: str
+    path: str  # after the prefix
+    body: dict[str, str] | None
+
+
+def prepare(base: str) -> dict[str, Row]:
+    """A profile and a verification to read, made on verifymock (Prism and the ceiling keep no state)."""
     headers = {"Authorization": AUTH}
     profile = httpx.post(f"{base}/v2/verify_profiles", json={"name": "bench", "call": {}}, headers=headers).json()
     valid = {"phone_number": "+13035551234", "verify_profile_id": profile["data"]["id"]}
     verification = httpx.post(f"{base}/v2/verifications/call", json=valid, headers=headers).json()["data"]
     return {
-        "GET verification": ("GET", f"/v2/verifications/{verification['id']}", None),
-        "valid POST call": ("POST", "/v2/verifications/call", valid),
-        "invalid POST call": ("POST", "/v2/verifications/call", {**valid, "phone_number": "3035551234"}),
+        "GET verification": Row("GET", f"/verifications/{verification['id']}", None),
+        "valid POST call": Row("POST", "/verifications/call", valid),
+        "invalid POST call": Row("POST", "/verifications/call", {**valid, "phone_number": BAD_PHONE}),
     }
+
+
+def ceiling_routes(base: str, rows: dict[str, Row]) -> list[dict[str, object]]:
+    """What verifymock answered to each row, for the ceiling to give back (the invalid row first: same path)."""
+    routes = []
+    for name in ("invalid POST call", "GET verification", "valid POST call"):
+        row = rows[name]
+        answer = httpx.request(row.method, f"{base}/v2{row.path}", json=row.body, headers={"Authorization": AUTH})
+        routes.append(
+            {
+                "method": row.method,
+                "path": f"/v2{row.path}",
+                "contains": BAD_PHONE if name.startswith("invalid") else None,
+                "status": answer.status_code,
+                "body": answer.json(),
+            }
+        )
+    # the start-up probe (every target is timed to its first 200 on the same URL)
+    routes.append({"method": "GET", "path": "/v2/verify_profiles", "contains": None, "status": 200, "body": {}})
+    return routes
+
+
+def prism_command() -> list[str] | None:
+    binary = CACHE / "prism" / "node_modules" / ".bin" / "prism"
+    if not binary.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            return None
+        print(f"installing @stoplight/prism-cli@{PRISM_VERSION} into {binary.parent.parent}", flush=True)
+        (CACHE / "prism").mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--silent", f"@stoplight/prism-cli@{PRISM_VERSION}"],
+            cwd=CACHE / "prism",
+            check=True,
+        )
+    return [str(binary), "mock", "-h", "127.0.0.1", "-v", "error", str(SPEC)]
 
 
 def free_port() -> int:
@@ -52,23 +115,25 @@ def pinned(core: int, command: list[str]) -> list[str]:
     return [taskset, "-c", str(core), *command] if taskset and (os.cpu_count() or 1) > 1 else command
 
 
-def start_server(port: int) -> tuple[subprocess.Popen[bytes], float]:
+def start(target: Target, port: int) -> tuple[subprocess.Popen[bytes], float]:
+    """Start a server pinned to core 0; seconds until it first answers 200."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        pinned(
-            0, [sys.executable, "-m", "verifymock", "serve", "--port", str(port), "--quiet", "--log-level", "warning"]
-        ),
+        pinned(0, [*target.command, "--port", str(port)]),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **target.env},
+        cwd=ROOT,
     )
+    probe = f"http://127.0.0.1:{port}{target.prefix}/verify_profiles"
     while True:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/_mock/health", timeout=0.2).status_code == 200:
+            if httpx.get(probe, headers={"Authorization": AUTH}, timeout=0.2).status_code == 200:
                 return process, time.perf_counter() - started
         except httpx.TransportError:
             pass
         if process.poll() is not None:
-            sys.exit("verifymock exited during start-up")
+            sys.exit(f"{target.name} exited during start-up")
         time.sleep(0.01)
 
 
@@ -98,6 +163,7 @@ def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str,
     finally:
         os.unlink(handle.name)
     figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    figures["requests"] = float(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     for percentile in ("50", "99"):
         match = re.search(rf"^\s+{percentile}(?:\.000)?%\s+(\S+)", output, re.M)
         figures[f"p{percentile}"] = _millis(match.group(1)) if match else float("nan")
@@ -114,40 +180,142 @@ def rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Result:
+    startup: float = float("nan")
+    rss: float = float("nan")
+    rows: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+
+
+def measure(target: Target, rows: dict[str, Row], args: argparse.Namespace) -> Result:
+    port = free_port()
+    process, startup = start(target, port)
+    result = Result(startup=startup)
+    base = f"http://127.0.0.1:{port}{target.prefix}"
+    try:
+        if target.name == "verifymock":  # it keeps state: the profile and verification must be its own
+            rows = prepare(f"http://127.0.0.1:{port}")
+        for name in ROWS:
+            row = rows[name]
+            for connections in args.connections:
+                script = lua_script(row.method, row.body)
+                result.rows[(name, connections)] = run_wrk(base + row.path, connections, args.duration, script)
+                print(
+                    f"  {target.name:<10} {name:<18} {connections:>3} conns: "
+                    f"{result.rows[(name, connections)]['rps']:>7.0f} req/s",
+                    flush=True,
+                )
+        result.rss = rss_mb(process.pid)
+    finally:
+        stop(process)
+    return result
+
+
+def verifymock_command(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "verifymock", "serve", "--quiet", "--log-level", "warning", *extra]
+
+
+def soak(total: int, duration: int) -> None:
+    """RSS of verifymock while it serves `total` requests, the three rows in turn at 64 connections."""
+    port = free_port()
+    process, _ = start(Target("verifymock", verifymock_command(), "/v2"), port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        rows = prepare(base)
+        served = 0
+        print(f"{'requests':>10} {'RSS MB':>8}")
+        while served < total:
+            for name in ROWS:
+                row = rows[name]
+                figures = run_wrk(f"{base}/v2{row.path}", 64, duration, lua_script(row.method, row.body))
+                served += int(figures["requests"])
+            print(f"{served:>10} {rss_mb(process.pid):>8.0f}", flush=True)
+    finally:
+        stop(process)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b == b and b > 0 and a == a else "n/a"
+
+
+def report(results: dict[str, Result], connections: list[int]) -> None:
+    print()
+    names = list(results)
+    header = f"{'row':<18} {'conns':>5} " + " ".join(f"{n + ' req/s':>17} {'p50':>7} {'p99':>8}" for n in names)
+    print(header + "  vm/prism  vm/ceiling")
+    for row in ROWS:
+        for conns in connections:
+            cells = []
+            for name in names:
+                f = results[name].rows.get(
+                    (row, conns), {"rps": float("nan"), "p50": float("nan"), "p99": float("nan")}
+                )
+                cells.append(f"{f['rps']:>17.0f} {f['p50']:>6.1f}ms {f['p99']:>6.1f}ms")
+            vm = results.get("verifymock", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
+            prism = results.get("prism", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
+            top = results.get("ceiling", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
+            print(f"{row:<18} {conns:>5} " + " ".join(cells) + f"  {ratio(vm, prism):>8}  {ratio(vm, top):>10}")
+    print()
+    for name, result in results.items():
+        print(f"{name:<10} start-up to first 200: {result.startup:.2f} s   RSS after the runs: {result.rss:.0f} MB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--url", help="benchmark a server that is already running instead of starting one")
+    parser.add_argument("--targets", nargs="+", default=["verifymock", "prism", "ceiling"])
+    parser.add_argument("--soak", type=int, metavar="N", help="only: verifymock's RSS over N requests")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
+    if args.soak:
+        soak(args.soak, args.duration)
+        return 0
 
-    process = None
-    if args.url:
-        base = args.url.rstrip("/")
-        print(f"server: {base} (already running)")
-    else:
-        port = free_port()
-        process, startup = start_server(port)
-        base = f"http://127.0.0.1:{port}"
-        print(f"start-up to first 200: {startup:.2f} s")
+    # the rows and the ceiling's answers come from a verifymock started only for that
+    port = free_port()
+    process, _ = start(Target("verifymock", verifymock_command(), "/v2"), port)
     try:
-        print(f"{'scenario':<20} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-        for name, (method, path, body) in scenarios(base).items():
-            for connections in args.connections:
-                figures = run_wrk(base + path, connections, args.duration, lua_script(method, body))
-                print(
-                    f"{name:<20} {connections:>5} {figures['rps']:>9.0f} {figures['p50']:>8.2f} "
-                    f"{figures['p99']:>8.2f} {figures['non2xx']:>8.0f}"
-                )
-        if process is not None:
-            print(f"server RSS after the runs: {rss_mb(process.pid):.0f} MB")
+        rows = prepare(f"http://127.0.0.1:{port}")
+        routes = ceiling_routes(f"http://127.0.0.1:{port}", rows)
+        handle, routes_file = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(handle, "w") as out:
+            json.dump(routes, out)
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=10)
+        stop(process)
+
+    builders: dict[str, Callable[[], Target | None]] = {
+        "verifymock": lambda: Target("verifymock", verifymock_command(), "/v2"),
+        "prism": lambda: (lambda command: Target("prism", command, "") if command else None)(prism_command()),
+        "ceiling": lambda: Target(
+            "ceiling",
+            [sys.executable, "-m", "uvicorn", "benchmarks.ceiling:app", "--log-level", "warning", "--no-access-log"],
+            "/v2",
+            {"VERIFYMOCK_CEILING": routes_file},
+        ),
+    }
+    results: dict[str, Result] = {}
+    try:
+        for name in args.targets:
+            target = builders[name]()
+            if target is None:
+                print(f"{name}: not available (npm missing); its column reads n/a", file=sys.stderr)
+                continue
+            results[name] = measure(target, rows, args)
+    finally:
+        os.unlink(routes_file)
+    report(results, args.connections)
     return 0
 
 

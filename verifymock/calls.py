@@ -8,6 +8,7 @@ about it lives in a `CallFlow`: one per vendor product, so the same callee behav
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -99,8 +100,8 @@ class Phones:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.calls: list[Call] = []
-        self.messages: list[Message] = []
+        self.calls: deque[Call] = deque()
+        self.messages: deque[Message] = deque()
 
     def clear(self) -> None:
         self.calls.clear()

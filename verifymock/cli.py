@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from verifymock import __version__
-from verifymock.config import MIB, Config
+from verifymock.config import DEFAULT_RETAIN, MIB, Config
 from verifymock.errors import ConfigError, ConfigErrors
 from verifymock.journal import DEFAULT_SIZE
 
@@ -127,6 +127,14 @@ def parser() -> argparse.ArgumentParser:
         help=f"requests kept in the journal (default {DEFAULT_SIZE}); the oldest are dropped",
     )
     serve.add_argument(
+        "--retain",
+        type=int,
+        default=DEFAULT_RETAIN,
+        metavar="N",
+        help=f"calls, messages, verifications, transactions, toll-free requests and webhook deliveries kept, of "
+        f"each (default {DEFAULT_RETAIN}); the oldest are dropped, with their timers",
+    )
+    serve.add_argument(
         "--no-self-check",
         action="store_true",
         help="do not validate responses against the specs before sending them (on by default)",
@@ -170,6 +178,7 @@ def config_from(args: argparse.Namespace) -> Config:
         self_check=not args.no_self_check,
         max_body_bytes=args.max_body_bytes,
         journal_size=args.journal_size,
+        retain=args.retain,
         control_token=args.control_token,
         api_keys=args.api_keys,
         access_log=not args.quiet,

@@ -24,6 +24,7 @@ log = logging.getLogger("verifymock.clock")
 
 # Manual clocks start here, so test output does not depend on the day the test ran.
 MANUAL_EPOCH = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+COMPACT_AT = 1000  # cancelled timers in the heap before it is worth rebuilding
 
 
 @dataclass(order=True)
@@ -33,8 +34,11 @@ class Timer:
     callback: Callable[[], None] = field(compare=False)
     label: str = field(default="", compare=False)
     cancelled: bool = field(default=False, compare=False)
+    clock: Clock | None = field(default=None, compare=False, repr=False)
 
     def cancel(self) -> None:
+        if not self.cancelled and self.clock is not None:
+            self.clock.cancelled += 1
         self.cancelled = True
 
 
@@ -55,6 +59,7 @@ class Clock:
         self._origin_mono = time.monotonic()
         self._offset = 0.0
         self._timers: list[Timer] = []
+        self.cancelled = 0  # cancelled timers still in the heap; dropped when they are most of it
         self._seq = itertools.count()
         self._wakeup: asyncio.Event | None = None
         # awaited after each timer during `advance`: the engine lets the webhooks a timer caused be attempted
@@ -73,6 +78,7 @@ class Clock:
         heapq.heapify(timers)
         self._timers = timers
         self._seq = itertools.count(int(state["seq"]))  # type: ignore[call-overload]
+        self.cancelled = 0
         if self.mode != "real":
             self._offset += float(state["now"]) - self.now()  # type: ignore[arg-type]
 
@@ -95,10 +101,15 @@ class Clock:
         return datetime.fromtimestamp(self.now(), UTC)
 
     def call_later(self, seconds: float, callback: Callable[[], None], label: str = "") -> Timer:
-        timer = Timer(self.now() + max(0.0, seconds), next(self._seq), callback, label)
+        timer = Timer(self.now() + max(0.0, seconds), next(self._seq), callback, label, clock=self)
         heapq.heappush(self._timers, timer)
-        if self._wakeup is not None:
-            self._wakeup.set()
+        if self._wakeup is not None and timer is self._timers[0]:
+            self._wakeup.set()  # only a new earliest timer changes how long the runner sleeps
+        if self.cancelled > COMPACT_AT and self.cancelled * 2 > len(self._timers):
+            # a cancelled timer holds its callback, and what that refers to, until it would have been due
+            self._timers = [t for t in self._timers if not t.cancelled]
+            heapq.heapify(self._timers)
+            self.cancelled = 0
         return timer
 
     def pending(self) -> list[Timer]:
@@ -107,6 +118,7 @@ class Clock:
     def clear(self) -> None:
         """Forget every timer; a manual clock also goes back to its start, so a reset test sees the same times."""
         self._timers.clear()
+        self.cancelled = 0
         if self.mode == "manual":
             self._offset = 0.0
 
@@ -116,6 +128,7 @@ class Clock:
         while self._timers and self._timers[0].due <= self.now():
             timer = heapq.heappop(self._timers)
             if timer.cancelled:
+                self.cancelled -= 1
                 continue
             self._run(timer)
             ran += 1
@@ -132,6 +145,7 @@ class Clock:
         while self._timers and self._timers[0].due <= target:
             timer = heapq.heappop(self._timers)
             if timer.cancelled:
+                self.cancelled -= 1
                 continue
             if timer.due > self.now():
                 self._offset += timer.due - self.now()
@@ -157,8 +171,11 @@ class Clock:
         while True:
             if self.run_due() and self.persist is not None:
                 self.persist()
-            live = [t for t in self._timers if not t.cancelled]
-            delay = min(((min(live).due - self.now()) / self.scale) if live else 1.0, 1.0)
+            while self._timers and self._timers[0].cancelled:  # the heap's top is the next live timer
+                heapq.heappop(self._timers)
+                self.cancelled -= 1
+            nxt = self._timers[0].due if self._timers else None
+            delay = min(((nxt - self.now()) / self.scale) if nxt is not None else 1.0, 1.0)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=max(delay, 0.0))

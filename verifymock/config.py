@@ -13,6 +13,7 @@ from verifymock.paths import bundled
 from verifymock.store import check_store_spec
 
 MIB = 1024 * 1024
+DEFAULT_RETAIN = 5_000
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Config:
     max_body_bytes: int = MIB
     max_header_bytes: int = 64 * 1024
     journal_size: int = DEFAULT_SIZE
+    retain: int = DEFAULT_RETAIN  # records of each kind kept (calls, verifications, ...); the oldest go first
     control_token: str | None = None
     api_keys: list[str] = field(default_factory=list)  # empty: any bearer key is accepted
     access_log: bool = True

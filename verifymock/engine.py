@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,13 @@ class RequestContext:
 
 
 _request: ContextVar[RequestContext | None] = ContextVar("verifymock_request", default=None)
+
+
+def _cancel(record: Any) -> None:
+    """A dropped record's timers go with it: a call's, or the one timer a verification or review keeps."""
+    for timer in [*getattr(record, "timers", ()), getattr(record, "timer", None)]:
+        if timer is not None:
+            timer.cancel()
 
 
 def engine() -> Mock:
@@ -130,6 +138,18 @@ class Mock:
         parts = {"phones": self.phones, "webhooks": self.webhooks, "faults": self.faults, "scenarios": self.scenarios}
         return {**parts, **{vendor.name: vendor for vendor in self.vendors()}}
 
+    def trim(self) -> None:
+        """Keep at most `retain` of each kind of record, dropping the oldest (and cancelling their timers), so a
+        long-running mock under load holds bounded memory. Profiles and templates, which people create, stay."""
+        limit = self.config.retain
+        queues: tuple[deque[Any], ...] = (self.phones.calls, self.phones.messages, self.webhooks.deliveries)
+        for queue in queues:
+            while len(queue) > limit:
+                _cancel(queue.popleft())
+        for records in (self.telnyx.verifications, self.telesign.transactions, self.tollfree.requests):
+            while len(records) > limit:
+                _cancel(records.pop(next(iter(records))))
+
     def changed(self) -> None:
         """Something in the state may have changed: the next commit writes a snapshot."""
         self._dirty = True
@@ -158,6 +178,7 @@ class Mock:
         """State changed outside a request (timers ran, webhooks were attempted): listeners hear of it, and a
         durable store commits soon, once for a burst."""
         self.changed()
+        self.trim()
         self.changes.notify()
         if self._commit_pending or not self.store.durable:
             return

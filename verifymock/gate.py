@@ -101,6 +101,8 @@ class Gate:
             recorded = True
             if not (quiet and UI_HEADER in headers):  # the page's own reads would bury everything else
                 self._journal(scope, headers, raw, status, b"".join(response_chunks), started, context.touched)
+            if not quiet:
+                self.mock.trim()
             self.mock.commit()
             if not quiet:
                 self.mock.changes.notify()

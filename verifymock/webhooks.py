@@ -11,6 +11,7 @@ import base64
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,7 +137,7 @@ class Webhooks:
         self.clock = clock
         self.signer = signer
         self.allowed_hosts = allowed_hosts
-        self.deliveries: list[Delivery] = []
+        self.deliveries: deque[Delivery] = deque()
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.persist: Callable[[], None] | None = None  # called when a round of attempts ends

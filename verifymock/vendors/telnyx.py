@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from verifymock.calls import Call, CallFlow, Phones
+from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
 from verifymock.scenarios import Scenario
 
@@ -76,6 +77,7 @@ class Verification:
     expires_at: float
     call_id: str | None = None
     attempts: int = 0
+    timer: Timer | None = None  # its expiry
     extra: Body = field(default_factory=dict)
 
     def to_json(self) -> Body:
@@ -252,7 +254,9 @@ class Telnyx:
                 vendor="telnyx", kind=channel, phone_number=phone, caller_id=caller_id, scenario=scenario, flow=flow
             ).id
         if channel != "dtmf_confirm":  # DTMF confirm ends with its call
-            self.mock.clock.call_later(timeout, lambda: self._expire(verification), f"verification {verification.id}")
+            verification.timer = self.mock.clock.call_later(
+                timeout, lambda: self._expire(verification), f"verification {verification.id}"
+            )
         return verification
 
     def _refuse_overlapping_dtmf(self, phone: str) -> None:

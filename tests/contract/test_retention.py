@@ -1,0 +1,43 @@
+"""`--retain N`: a mock under load keeps the newest N records of each kind, and drops the rest with their timers."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from tests.helpers import TELNYX_AUTH, make_profile
+from verifymock.app import create_app
+from verifymock.clock import COMPACT_AT, Clock
+from verifymock.config import Config
+
+
+def test_retention_drops_the_oldest_verifications_and_calls_with_their_timers() -> None:
+    app = create_app(Config(clock="manual", retain=3))
+    with TestClient(app) as client:
+        profile_id = make_profile(client)
+        ids = []
+        for i in range(5):
+            body = {"phone_number": f"+1303555000{i}", "verify_profile_id": profile_id}
+            response = client.post("/v2/verifications/call", json=body, headers=TELNYX_AUTH)
+            assert response.status_code == 200, response.text
+            ids.append(response.json()["data"]["id"])
+        assert [client.get(f"/v2/verifications/{i}", headers=TELNYX_AUTH).status_code for i in ids] == [404] * 2 + [
+            200
+        ] * 3
+        handsets = client.get("/_mock/handsets").json()["data"]
+        assert sorted(h["phone_number"] for h in handsets) == [f"+1303555000{i}" for i in (2, 3, 4)]
+        # only the kept calls and verifications still have timers: answer, ring-out and expiry, three each
+        assert len(app.mock.clock.pending()) == 3 * 3
+        # and they still run: the default callee answers at 2 s
+        client.post("/_mock/clock/advance", json={"seconds": 3})
+        states = [h["calls"][0]["state"] for h in client.get("/_mock/handsets").json()["data"]]
+        assert states == ["in_progress"] * 3
+
+
+def test_clock_drops_cancelled_timers_once_they_are_most_of_the_heap() -> None:
+    clock = Clock("manual")
+    timers = [clock.call_later(60, lambda: None) for _ in range(COMPACT_AT * 2)]
+    for timer in timers[: COMPACT_AT + 10]:
+        timer.cancel()
+    clock.call_later(1, lambda: None)  # the next timer added compacts the heap
+    assert clock.cancelled == 0
+    assert len(clock._timers) == COMPACT_AT * 2 - (COMPACT_AT + 10) + 1
