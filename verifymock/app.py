@@ -33,6 +33,7 @@ from verifymock import jsonio
 from verifymock.config import Config
 from verifymock.engine import Mock, Mounted
 from verifymock.errors import ApiError, Problem
+from verifymock.fastpath import FastPath
 from verifymock.faults import delay, error_for, numbers_in
 from verifymock.gate import Gate, render_error
 from verifymock.generate import example_body, resolve
@@ -72,7 +73,7 @@ def create_app(config: Config | None = None) -> Gate:
         if config.watch:
             from verifymock.reload import watch
 
-            tasks.append(loop.create_task(watch(gate, lambda: connexion_app(mock, None))))
+            tasks.append(loop.create_task(watch(gate, lambda: build(mock, None))))
         try:
             yield
         finally:
@@ -83,12 +84,13 @@ def create_app(config: Config | None = None) -> Gate:
             mock.commit()
             mock.store.close()
 
-    gate = Gate(connexion_app(mock, lifespan), mock)
+    gate = Gate(*build(mock, lifespan), mock)
     return gate
 
 
-def connexion_app(mock: Mock, lifespan: Any) -> AsyncApp:
-    """One connexion app over the mock's mounted specs; built again when a watched spec changes."""
+def build(mock: Mock, lifespan: Any) -> tuple[AsyncApp, FastPath | None]:
+    """The connexion app over the mock's mounted specs and the fast path to the same endpoints; built again when
+    a watched spec changes."""
     app = AsyncApp(
         "verifymock",
         lifespan=lifespan,
@@ -120,13 +122,14 @@ def connexion_app(mock: Mock, lifespan: Any) -> AsyncApp:
             resolver=Resolver(function_resolver=endpoints.__getitem__),
         )
 
-    def on_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    async def on_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        # async: connexion runs a plain function in a worker thread, which cost more than the rest of a 4xx
         status, headers, body = render_error(mock, request.scope, as_api_error(exc))
         return ConnexionResponse(status_code=status, body=body, headers=headers, mimetype="application/json")
 
     for kind in (Exception, HTTPException, ProblemException, ApiError):
         app.add_error_handler(kind, on_error)
-    return app
+    return app, (FastPath(mock, endpoints) if mock.config.fast_path else None)
 
 
 def as_api_error(exc: Exception) -> ApiError:

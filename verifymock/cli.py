@@ -139,6 +139,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not validate responses against the specs before sending them (on by default)",
     )
+    serve.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="send every request through connexion's full stack (the fast path gives the same answers, faster)",
+    )
     serve.add_argument("--quiet", action="store_true", help="no per-request log line")
     serve.add_argument(
         "--log-format", default="text", choices=["text", "json"], help="one line per request: text (default) or JSON"
@@ -176,6 +181,7 @@ def config_from(args: argparse.Namespace) -> Config:
         scenarios=args.scenarios,
         bundled=not args.no_bundled,
         self_check=not args.no_self_check,
+        fast_path=not args.no_fast_path,
         max_body_bytes=args.max_body_bytes,
         journal_size=args.journal_size,
         retain=args.retain,

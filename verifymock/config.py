@@ -25,6 +25,7 @@ class Config:
     scenarios: list[Path] = field(default_factory=list)
     bundled: bool = True
     self_check: bool = True
+    fast_path: bool = True  # well-formed requests to simple operations skip connexion's layers (same answers)
     max_body_bytes: int = MIB
     max_header_bytes: int = 64 * 1024
     journal_size: int = DEFAULT_SIZE

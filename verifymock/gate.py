@@ -10,12 +10,14 @@ import hmac
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifymock import jsonio
 from verifymock.engine import Mock
 from verifymock.errors import ApiError, Problem
+from verifymock.fastpath import FastPath, Route
 from verifymock.journal import JOURNAL_BODY_LIMIT, Entry
 from verifymock.renderers import renderer_for
 from verifymock.ui import EVENTS_PATH, UI_HEADER, is_page, serve_events, serve_page
@@ -51,8 +53,9 @@ def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[s
 
 
 class Gate:
-    def __init__(self, app: ASGIApp, mock: Mock) -> None:
+    def __init__(self, app: ASGIApp, fast: FastPath | None, mock: Mock) -> None:
         self.app = app
+        self.fast = fast
         self.mock = mock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,8 +128,11 @@ class Gate:
                 return
             await send(message)
 
+        fast = self.fast.match(scope, raw) if error is None and self.fast is not None else None
         if error is not None:
             await self._send_error(scope, capture, error)
+        elif fast is not None:
+            await self._serve_fast(scope, capture, *fast)
         else:
             replayed = False
 
@@ -150,6 +156,17 @@ class Gate:
             # uvicorn closes the connection, sending nothing more, when the app returns a value: the only way an
             # ASGI app can drop a connection (an exception would become a 500)
             return True  # type: ignore[return-value]
+
+    async def _serve_fast(self, scope: Scope, send: Send, route: Route, arguments: dict[str, Any]) -> None:
+        from verifymock.app import as_api_error  # the app module builds this gate
+
+        scope["extensions"]["connexion_routing"] = {"operation_id": route.routed}  # for errors and the journal
+        try:
+            response = await route.endpoint(**arguments)
+        except Exception as exc:
+            await self._send_error(scope, send, as_api_error(exc))
+            return
+        await response(scope, _no_body, send)
 
     def _journal(
         self,
@@ -253,6 +270,10 @@ class Gate:
             raw_headers.append((b"connection", b"close"))  # the rest of the body is not read
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _too_large(size: int, limit: int) -> ApiError:

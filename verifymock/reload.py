@@ -36,7 +36,7 @@ async def watch(gate: Gate, rebuild: Callable[[], Any]) -> None:
         previous = mock.mounted
         if any(_under(p, code_folders) for p in changed) and apply(mock.reload_specs, "specs and handlers"):
             try:
-                gate.app = rebuild()
+                gate.app, gate.fast = rebuild()
             except Exception as exc:  # connexion refused the new view: keep serving the old one
                 log.error("reload of specs refused, the last good version keeps serving: %s", exc)
                 mock.use(previous)

@@ -1,0 +1,186 @@
+"""The fast path: well-formed requests to simple operations go straight to their endpoint, past connexion.
+
+connexion's per-request plumbing (about ten ASGI layers, each re-dispatching, plus request objects and
+Python JSON Schema validation) costs far more than the mock's own work. Most traffic is well-formed: a JSON body
+that the operation's schema accepts, bearer credentials, path parameters that fit. For an operation whose shape
+allows it, the gate checks exactly that, with jsonschema-rs validators compiled at start-up from the original
+(OpenAPI 3.1) document, and calls the same endpoint connexion would.
+
+Anything else is not decided here: a request that misses any check (no or odd credentials, a body the schema
+refuses, a query string, another media type, a fault to inject) goes down the full path, which produces the
+vendor's exact error. So the fast path can only ever accept what the full path accepts; the parity of the
+3.1 validators with connexion's view is what the conversion tests establish.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import jsonschema_rs
+from connexion.decorators.parameter import sanitized
+from starlette.responses import Response
+from starlette.types import Scope
+
+from verifymock import jsonio
+from verifymock.convert import pointer
+from verifymock.generate import resolve
+from verifymock.specs import Operation, route_specificity, routed_id
+
+if TYPE_CHECKING:
+    from verifymock.engine import Mock, Mounted
+
+Endpoint = Callable[..., Awaitable[Response]]
+JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"})
+
+
+@dataclass
+class Route:
+    method: str
+    regex: re.Pattern[str]
+    routed: str  # spec::operationId, as connexion's routing records it
+    endpoint: Endpoint
+    names: list[str]  # the path parameters, in the order the regex captures them
+    params: dict[str, tuple[str, Any]]  # path parameter -> (argument name, compiled schema or None)
+    body: Any | None  # compiled body schema, or None when the operation takes no body
+    specificity: list[int]
+    open: bool = False  # `{}` among its security alternatives: no credentials needed
+
+
+class FastPath:
+    def __init__(self, mock: Mock, endpoints: dict[str, Endpoint]) -> None:
+        self.mock = mock
+        self.keys = frozenset(mock.config.api_keys)
+        self.routes: dict[str, list[Route]] = {}
+        for mounted in mock.mounted:
+            for operation in mounted.spec.operations.values():
+                routed = routed_id(mounted.spec.name, operation.operation_id)
+                route = _route(mounted, operation, routed, endpoints.get(routed))
+                if route is not None:
+                    self.routes.setdefault(route.method, []).append(route)
+        for routes in self.routes.values():
+            routes.sort(key=lambda r: r.specificity)  # a literal segment before a template, as the full path does
+
+    def match(self, scope: Scope, raw: bytes) -> tuple[Route, dict[str, Any]] | None:
+        """The route and endpoint arguments if this request is one the fast path may serve, else None."""
+        routes = self.routes.get(scope["method"])
+        if not routes or scope.get("query_string") or self.mock.faults.active:
+            return None
+        path = scope["path"]
+        if path in self.mock.concrete_paths and scope["method"] not in self.mock.concrete_paths[path]:
+            return None
+        for route in routes:
+            found = route.regex.fullmatch(path)
+            if found is not None:
+                break
+        else:
+            return None
+        if route.names and path in self.mock.concrete_paths:
+            return None  # a concrete path is never a template's match (connexion's order, as the full path keeps)
+        headers = dict(scope["headers"])
+        if not route.open and not self._credentials(headers.get(b"authorization")):
+            return None
+        arguments: dict[str, Any] = {}
+        for name, value in zip(route.names, found.groups(), strict=True):
+            argument, schema = route.params[name]
+            if schema is not None and not schema.is_valid(value):
+                return None
+            arguments[argument] = value
+        if route.body is None:
+            return (route, arguments) if not raw.strip() else None
+        if headers.get(b"content-type", b"").lower() not in JSON_TYPES or not raw:
+            return None
+        try:
+            body = jsonio.loads(raw)
+        except ValueError:
+            return None
+        if not route.body.is_valid(body):
+            return None
+        arguments["body"] = body
+        return route, arguments
+
+    def _credentials(self, authorization: bytes | None) -> bool:
+        """Bearer credentials connexion would accept: `Bearer <token>`, the token one of --api-key's if given."""
+        if authorization is None:
+            return False
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        return scheme.lower() == "bearer" and bool(token) and (not self.keys or token in self.keys)
+
+
+def _route(mounted: Mounted, operation: Operation, routed: str, endpoint: Endpoint | None) -> Route | None:
+    """A fast route for operations of a simple shape (3.1, bearer or no credentials, path parameters only, a JSON
+    body or none); None for the rest, which connexion serves."""
+    spec = mounted.spec
+    doc = spec.original
+    if endpoint is None or not spec.version.startswith("3.1"):
+        return None
+    definition = operation.definition
+    security: list[dict[str, Any]] | None = definition.get("security", doc.get("security"))
+    is_open = security is None or security == [] or {} in security
+    if not is_open and not _bearer_only(doc, security or []):
+        return None
+    params: dict[str, tuple[str, Any]] = {}
+    path_item = resolve(doc, doc["paths"][operation.path])
+    for parameter in [*(path_item.get("parameters") or []), *(definition.get("parameters") or [])]:
+        parameter = resolve(doc, parameter)
+        if parameter.get("in") != "path":
+            return None  # query, header and cookie parameters have defaults and styles: connexion's job
+        schema = resolve(doc, parameter.get("schema") or {})
+        if schema.get("type") != "string":
+            return None
+        params[parameter["name"]] = (sanitized(parameter["name"]), _compile(doc, schema))
+    body = None
+    if "requestBody" in definition:
+        # (an absent body falls back to the full path, which decides what the handler gets; the full path's
+        # validator fills in no defaults, so a present body reaches the handler as it came)
+        request_body = resolve(doc, definition["requestBody"])
+        content = request_body.get("content") or {}
+        if list(content) != ["application/json"] or "schema" not in content["application/json"]:
+            return None
+        body = _compile_at(doc, _schema_pointer(operation, definition["requestBody"]))
+    parts = re.split(r"\{([^}]+)\}", operation.path)  # literal, name, literal, name, ..., literal
+    names = parts[1::2]
+    if sorted(names) != sorted(params):
+        return None
+    pattern = "".join("([^/]+)" if i % 2 else re.escape(p) for i, p in enumerate(parts))
+    regex = re.compile(re.escape(spec.base_path) + pattern)
+    return Route(
+        operation.method.upper(),
+        regex,
+        routed,
+        endpoint,
+        names,
+        params,
+        body,
+        route_specificity(operation.path),
+        is_open,
+    )
+
+
+def _bearer_only(doc: dict[str, Any], security: list[dict[str, Any]]) -> bool:
+    schemes = (doc.get("components") or {}).get("securitySchemes") or {}
+    for requirement in security:
+        for name in requirement:
+            scheme = resolve(doc, schemes.get(name) or {})
+            if scheme.get("type") != "http" or str(scheme.get("scheme", "")).lower() != "bearer":
+                return False
+    return True
+
+
+def _schema_pointer(operation: Operation, request_body: dict[str, Any]) -> str:
+    base = request_body["$ref"][1:] if "$ref" in request_body else operation.pointer + pointer("requestBody")
+    return base + pointer("content", "application/json", "schema")
+
+
+def _compile_at(doc: dict[str, Any], schema_pointer: str) -> Any:
+    # the whole document is the root, so its #/components references resolve (as in the response self-check)
+    return jsonschema_rs.Draft202012Validator(
+        {**doc, "$ref": "#" + quote(schema_pointer, safe="/~")}, validate_formats=True
+    )
+
+
+def _compile(doc: dict[str, Any], schema: dict[str, Any]) -> Any:
+    return jsonschema_rs.Draft202012Validator({**doc, **schema}, validate_formats=True) if schema else None
