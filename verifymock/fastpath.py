@@ -22,13 +22,16 @@ from urllib.parse import quote
 
 import jsonschema_rs
 from connexion.decorators.parameter import sanitized
+from jsonschema.exceptions import best_match
 from starlette.responses import Response
 from starlette.types import Scope
 
 from verifymock import jsonio
 from verifymock.convert import pointer
+from verifymock.errors import ApiError
 from verifymock.generate import resolve
 from verifymock.specs import Operation, route_specificity, routed_id
+from verifymock.validation import compiled, error_from_schema
 
 if TYPE_CHECKING:
     from verifymock.engine import Mock, Mounted
@@ -48,6 +51,16 @@ class Route:
     body: Any | None  # compiled body schema, or None when the operation takes no body
     specificity: list[int]
     open: bool = False  # `{}` among its security alternatives: no credentials needed
+    view_body: Any = None  # the body schema of the 3.0 view, which the full path validates with
+    _explain: Any = None
+
+    def body_error(self, body: Any) -> ApiError | None:
+        """The error the full path gives for a body the schema refuses: the same validator over the same view
+        schema, built on first use. None if it finds nothing (then the full path decides)."""
+        if self._explain is None:
+            self._explain = compiled(self.view_body)
+        error = best_match(self._explain.iter_errors(body))
+        return None if error is None else error_from_schema(error)
 
 
 class FastPath:
@@ -64,8 +77,9 @@ class FastPath:
         for routes in self.routes.values():
             routes.sort(key=lambda r: r.specificity)  # a literal segment before a template, as the full path does
 
-    def match(self, scope: Scope, raw: bytes) -> tuple[Route, dict[str, Any]] | None:
-        """The route and endpoint arguments if this request is one the fast path may serve, else None."""
+    def match(self, scope: Scope, raw: bytes) -> tuple[Route, dict[str, Any], ApiError | None] | None:
+        """The route and endpoint arguments if this request is one the fast path may serve (with the error to
+        answer if its body breaks the schema), else None."""
         routes = self.routes.get(scope["method"])
         if not routes or scope.get("query_string") or self.mock.faults.active:
             return None
@@ -90,7 +104,7 @@ class FastPath:
                 return None
             arguments[argument] = value
         if route.body is None:
-            return (route, arguments) if not raw.strip() else None
+            return (route, arguments, None) if not raw.strip() else None
         if headers.get(b"content-type", b"").lower() not in JSON_TYPES or not raw:
             return None
         try:
@@ -98,9 +112,10 @@ class FastPath:
         except ValueError:
             return None
         if not route.body.is_valid(body):
-            return None
+            error = route.body_error(body)
+            return None if error is None else (route, arguments, error)
         arguments["body"] = body
-        return route, arguments
+        return route, arguments, None
 
     def _credentials(self, authorization: bytes | None) -> bool:
         """Bearer credentials connexion would accept: `Bearer <token>`, the token one of --api-key's if given."""
@@ -132,7 +147,7 @@ def _route(mounted: Mounted, operation: Operation, routed: str, endpoint: Endpoi
         if schema.get("type") != "string":
             return None
         params[parameter["name"]] = (sanitized(parameter["name"]), _compile(doc, schema))
-    body = None
+    body = view_schema = None
     if "requestBody" in definition:
         # (an absent body falls back to the full path, which decides what the handler gets; the full path's
         # validator fills in no defaults, so a present body reaches the handler as it came)
@@ -141,6 +156,11 @@ def _route(mounted: Mounted, operation: Operation, routed: str, endpoint: Endpoi
         if list(content) != ["application/json"] or "schema" not in content["application/json"]:
             return None
         body = _compile_at(doc, _schema_pointer(operation, definition["requestBody"]))
+        view = spec.view
+        view_body = _inlined(view, view["paths"][operation.path][operation.method.lower()]["requestBody"], frozenset())
+        view_schema = view_body and view_body["content"]["application/json"]["schema"]
+        if view_schema is None:
+            return None  # a recursive schema: the full path handles it
     parts = re.split(r"\{([^}]+)\}", operation.path)  # literal, name, literal, name, ..., literal
     names = parts[1::2]
     if sorted(names) != sorted(params):
@@ -157,7 +177,28 @@ def _route(mounted: Mounted, operation: Operation, routed: str, endpoint: Endpoi
         body,
         route_specificity(operation.path),
         is_open,
+        view_schema,
     )
+
+
+def _inlined(doc: dict[str, Any], node: Any, active: frozenset[str]) -> Any:
+    """`node` with every local reference replaced by what it points to, as connexion hands schemas to its
+    validators; None where a reference leads back into itself."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            return None if ref in active else _inlined(doc, resolve(doc, {"$ref": ref}), active | {ref})
+        out = {}
+        for key, value in node.items():
+            inner = _inlined(doc, value, active)
+            if inner is None and value is not None:
+                return None
+            out[key] = inner
+        return out
+    if isinstance(node, list):
+        items = [_inlined(doc, value, active) for value in node]
+        return None if any(i is None and v is not None for i, v in zip(items, node, strict=True)) else items
+    return node
 
 
 def _bearer_only(doc: dict[str, Any], security: list[dict[str, Any]]) -> bool:

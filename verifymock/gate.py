@@ -157,10 +157,15 @@ class Gate:
             # ASGI app can drop a connection (an exception would become a 500)
             return True  # type: ignore[return-value]
 
-    async def _serve_fast(self, scope: Scope, send: Send, route: Route, arguments: dict[str, Any]) -> None:
+    async def _serve_fast(
+        self, scope: Scope, send: Send, route: Route, arguments: dict[str, Any], refused: ApiError | None
+    ) -> None:
         from verifymock.app import as_api_error  # the app module builds this gate
 
         scope["extensions"]["connexion_routing"] = {"operation_id": route.routed}  # for errors and the journal
+        if refused is not None:
+            await self._send_error(scope, send, refused)
+            return
         try:
             response = await route.endpoint(**arguments)
         except Exception as exc:

@@ -95,7 +95,6 @@ def test_fastpath_serves_well_formed_requests_with_the_full_stacks_answers(pair:
 @pytest.mark.parametrize(
     ("method", "path", "body", "headers", "status"),
     [
-        ("POST", "/v2/verifications/call", {"phone_number": "3035551234"}, JSON, 400),  # the schema refuses it
         ("POST", "/v2/verifications/call", {"phone_number": NUMBER, "verify_profile_id": "x"}, {}, 401),
         ("POST", "/v2/verifications/call", {"phone_number": NUMBER}, {**JSON, "authorization": "Basic eDp5"}, 400),
         (
@@ -119,6 +118,24 @@ def test_fastpath_leaves_everything_else_to_the_full_stack(
     response, taken = pair.both(method, path, body=raw, headers=headers)
     assert not taken
     assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"phone_number": "3035551234", "verify_profile_id": "12ade33a-21c0-473b-b055-b3c836e1c292"},  # pattern
+        {"phone_number": NUMBER},  # a required property missing
+        {"phone_number": NUMBER, "verify_profile_id": 5},  # a wrong type
+        {"phone_number": NUMBER, "verify_profile_id": "not-a-uuid"},  # a format
+        {"phone_number": NUMBER, "verify_profile_id": "12ade33a-21c0-473b-b055-b3c836e1c292", "timeout_secs": "x"},
+        [],  # not an object
+    ],
+)
+def test_fastpath_refuses_what_the_schema_refuses_in_the_full_stacks_words(pair: Pair, body: Any) -> None:
+    response, taken = pair.both("POST", "/v2/verifications/call", body=_json(body), headers=JSON)
+    assert taken
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["errors"][0]["code"]
 
 
 def test_fastpath_steps_aside_while_a_fault_is_set(pair: Pair) -> None:
