@@ -13,7 +13,7 @@ from verifymock.paths import bundled
 from verifymock.store import check_store_spec
 
 MIB = 1024 * 1024
-DEFAULT_RETAIN = 5_000
+DEFAULT_RETAIN = 1_000
 
 
 @dataclass
