@@ -68,33 +68,56 @@ class ResponseChecker:
             self._uri, specification.create_resource(spec.original)
         )
         self._validators: dict[str, Any] = {}
+        self._plans: dict[tuple[str, int, str | None], tuple[str, str]] = {}
         self._fast = is31  # OpenAPI 3.1 schemas are plain JSON Schema 2020-12, which jsonschema-rs checks natively
 
     def check(self, operation: Operation, status: int, media_type: str | None, body: Any) -> list[Nonconformity]:
+        key = (operation.pointer, status, media_type)
+        plan = self._plans.get(key)
+        if plan is None:  # what the spec says of this status and media type, worked out once
+            plan = self._plans[key] = self._plan(operation, status, media_type)
+        kind, detail = plan
+        if kind == "schema":
+            if body is None:
+                return [
+                    Nonconformity("", f"status {status} of {operation.operation_id} documents a body; none was sent")
+                ]
+            return self._errors(detail, body)
+        if kind == "no content":
+            return [Nonconformity("", detail)] if body not in (None, b"", "") else []
+        if kind == "any body":
+            if body is None:
+                return [
+                    Nonconformity("", f"status {status} of {operation.operation_id} documents a body; none was sent")
+                ]
+            return []
+        if kind == "media" and body is None:
+            return [Nonconformity("", f"status {status} of {operation.operation_id} documents a body; none was sent")]
+        return [Nonconformity("", detail)]
+
+    def _plan(self, operation: Operation, status: int, media_type: str | None) -> tuple[str, str]:
+        """(kind, detail): "undocumented" or "media" (a nonconformity whatever the body), "no content" (a body is
+        one), "any body" (a body without a schema) or "schema" (the pointer of the schema to check it against)."""
         responses = operation.definition.get("responses") or {}
         key = response_key(responses, status)
         if key is None:
-            return [Nonconformity("", f"status {status} is not documented for {operation.operation_id}")]
+            return "undocumented", f"status {status} is not documented for {operation.operation_id}"
         response = resolve(self._spec.original, responses[key])
         content = response.get("content") or {}
         if not content:
-            if body not in (None, b"", ""):
-                return [Nonconformity("", f"status {status} of {operation.operation_id} documents no body")]
-            return []
-        if body is None:
-            return [Nonconformity("", f"status {status} of {operation.operation_id} documents a body; none was sent")]
+            return "no content", f"status {status} of {operation.operation_id} documents no body"
         media = media_key(content, media_type or "application/json")
         if media is None:
-            return [Nonconformity("", f"media type {media_type} is not documented for status {status}")]
+            return "media", f"media type {media_type} is not documented for status {status}"
         if "schema" not in content[media]:
-            return []
+            return "any body", ""
         where = operation.pointer + pointer("responses", key) if "$ref" not in responses[key] else None
         schema_pointer = (
             f"{where}{pointer('content', media, 'schema')}"
             if where
             else f"{responses[key]['$ref'][1:]}{pointer('content', media, 'schema')}"
         )
-        return self._errors(schema_pointer, body)
+        return "schema", schema_pointer
 
     def check_schema(self, schema_pointer: str, instance: Any) -> list[Nonconformity]:
         """Validate any instance against the schema at a pointer into the spec (webhook payloads, examples)."""

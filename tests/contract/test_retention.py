@@ -41,3 +41,24 @@ def test_clock_drops_cancelled_timers_once_they_are_most_of_the_heap() -> None:
     clock.call_later(1, lambda: None)  # the next timer added compacts the heap
     assert clock.cancelled == 0
     assert len(clock._timers) == COMPACT_AT * 2 - (COMPACT_AT + 10) + 1
+
+
+def test_journal_does_not_hold_the_serializers_buffers() -> None:
+    import tracemalloc
+
+    from verifymock import jsonio
+
+    app = create_app(Config(clock="manual"))
+    with TestClient(app) as client:
+        tracemalloc.start()
+        try:
+            for _ in range(200):
+                make_profile(client)
+            snapshot = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+    held = sum(
+        s.size for s in snapshot.filter_traces([tracemalloc.Filter(True, jsonio.__file__)]).statistics("filename")
+    )
+    # each orjson result carries its whole working buffer (KiBs); the journal keeps exact-size copies instead
+    assert held < 200 * 1024, held
