@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,8 +153,13 @@ class Mock:
         """Keep at most `retain` of each kind of record, dropping the oldest (and cancelling their timers), so a
         long-running mock under load holds bounded memory. Profiles and templates, which people create, stay."""
         limit = self.config.retain
-        queues: tuple[deque[Any], ...] = (self.phones.calls, self.phones.messages, self.webhooks.deliveries)
-        for queue in queues:
+        calls = self.phones.calls
+        while len(calls) > limit:
+            call = calls.popleft()
+            if call.live:  # ended as failed, so what waits on it (a DTMF confirmation, say) is not left pending
+                self.phones.finish(call, "failed")
+            _cancel(call)
+        for queue in (self.phones.messages, self.webhooks.deliveries):
             while len(queue) > limit:
                 _cancel(queue.popleft())
         for records in (self.telnyx.verifications, self.telesign.transactions, self.tollfree.requests):

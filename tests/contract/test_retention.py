@@ -33,6 +33,33 @@ def test_retention_drops_the_oldest_verifications_and_calls_with_their_timers() 
         assert states == ["in_progress"] * 3
 
 
+class _Silent:
+    """A vendor flow that does nothing: calls placed only to push older ones out."""
+
+    def answered(self, call: object) -> None: ...
+    def pressed(self, call: object, digit: str) -> None: ...
+    def ended(self, call: object, reason: str) -> None: ...
+
+
+def test_retention_ends_a_dropped_live_call_so_its_dtmf_confirmation_does_not_stay_pending() -> None:
+    app = create_app(Config(clock="manual", retain=2))
+    with TestClient(app) as client:
+        profile_id = make_profile(client)
+        body = {"phone_number": "+13035550001", "verify_profile_id": profile_id}
+        dropped = client.post("/v2/verifications/dtmf_confirm", json=body, headers=TELNYX_AUTH).json()["data"]["id"]
+        phones, scenario = app.mock.phones, app.mock.scenarios.get("interactive")
+        for number in ("+13035550002", "+13035550003"):  # two more calls (another vendor's): the first must go
+            phones.place_call(
+                vendor="cm", kind="dtmf", phone_number=number, caller_id="+3100", scenario=scenario, flow=_Silent()
+            )
+        client.put("/_mock/bindings/+13035550009", json={"scenario": "interactive"})  # any change trims
+        assert [c.phone_number for c in phones.calls] == ["+13035550002", "+13035550003"]
+        # the dropped call ended as failed: its verification is in error, and the number takes a new one
+        assert client.get(f"/v2/verifications/{dropped}", headers=TELNYX_AUTH).json()["data"]["status"] == "error"
+        again = client.post("/v2/verifications/dtmf_confirm", json=body, headers=TELNYX_AUTH)
+        assert again.status_code == 200, again.text
+
+
 def test_clock_drops_cancelled_timers_once_they_are_most_of_the_heap() -> None:
     clock = Clock("manual")
     timers = [clock.call_later(60, lambda: None) for _ in range(COMPACT_AT * 2)]
