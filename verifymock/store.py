@@ -9,7 +9,7 @@ cloudpickle. The journal, which only grows, is appended row by row.
 
 A snapshot is written before the response of every request that may have changed state, after timers run, and
 after webhook attempts, so a request that got its answer is never lost, even under SIGKILL. Its cost grows with
-the state kept, which the engine bounds (see `Retention`).
+the state kept, which `--retain` bounds (`Mock.trim`).
 
 `Store` is the interface the engine uses; a shared store can implement it without touching handlers.
 """
