@@ -89,8 +89,9 @@ class Gate:
         if error is None:
             raw, error = await self._read_body(receive, config.max_body_bytes)
             context.raw_body = raw  # signature checks need the exact bytes
-        control = scope["path"] == CONTROL_PREFIX or scope["path"].startswith(CONTROL_PREFIX + "/")
-        quiet = control and scope["method"] in SAFE_METHODS  # reads of the mock's own state change nothing
+        quiet = (
+            is_control(scope["path"]) and scope["method"] in SAFE_METHODS
+        )  # reads of the mock's own state change nothing
 
         status = 0
         response_chunks: list[bytes] = []
@@ -236,7 +237,7 @@ class Gate:
                 f"The request headers total {size} bytes; the limit is {config.max_header_bytes}.",
             )
         path = scope["path"]
-        if config.control_token and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
+        if config.control_token and is_control(path):
             given = headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {config.control_token}".encode()):
                 return ApiError(Problem.UNAUTHENTICATED, "The control API requires `Authorization: Bearer <token>`.")
@@ -281,6 +282,10 @@ class Gate:
 
 async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def is_control(path: str) -> bool:
+    return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
 
 
 def _too_large(size: int, limit: int) -> ApiError:

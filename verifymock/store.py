@@ -152,12 +152,8 @@ class _Transaction:
 
 def open_store(spec: str) -> Store:
     """`memory` or `sqlite:PATH`."""
-    if spec == "memory":
-        return MemoryStore()
-    kind, _, rest = spec.partition(":")
-    if kind == "sqlite" and rest:
-        return SqliteStore(Path(rest))
-    raise ConfigError("--state", spec, "is not a state store", "use memory or sqlite:PATH (e.g. sqlite:mock.db)")
+    check_store_spec(spec)
+    return MemoryStore() if spec == "memory" else SqliteStore(Path(spec.partition(":")[2]))
 
 
 def check_store_spec(spec: str) -> None:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import write_spec
-
-VERIFYMOCK = [sys.executable, "-m", "verifymock"]
+from tests.helpers import VERIFYMOCK, write_spec
 
 THING = {
     "openapi": "3.1.0",
