@@ -196,13 +196,13 @@ class Gate:
                 operation_id=operation.operation_id if operation else None,
                 vendor=mounted.vendor if mounted else None,
                 status=status,
-                request_headers=headers,
+                request_headers=tuple(headers.items()),
                 # copies of exactly their size: orjson's output keeps its whole working buffer (about 4 KiB), and a
                 # slice of a whole bytes object is that object, which made 10,000 entries hold 40 MB
                 request_raw=memoryview(raw)[: JOURNAL_BODY_LIMIT + 1].tobytes(),
                 response_raw=memoryview(response_body)[: JOURNAL_BODY_LIMIT + 1].tobytes(),
                 duration_ms=(time.perf_counter() - started) * 1000,
-                touched=touched,
+                touched=tuple(touched),
             )
         )
 

@@ -32,7 +32,7 @@ from verifymock.journal import Entry
 if TYPE_CHECKING:
     from verifymock.engine import Mock
 
-FORMAT = 1  # bumped when what a snapshot holds changes shape
+FORMAT = 2  # bumped when what a snapshot holds changes shape
 
 
 class Store(Protocol):
