@@ -7,13 +7,13 @@ about it lives in a `CallFlow`: one per vendor product, so the same callee behav
 
 from __future__ import annotations
 
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from verifymock.clock import Clock, Timer
 from verifymock.errors import ApiError, Problem
+from verifymock.ids import new_id
 from verifymock.scenarios import Scenario
 
 RING_TIMEOUT = 30.0  # seconds a call rings before it counts as not answered
@@ -122,7 +122,7 @@ class Phones:
         call_id: str | None = None,
     ) -> Call:
         call = Call(
-            id=call_id or str(uuid.uuid4()),
+            id=call_id or new_id(),
             vendor=vendor,
             kind=kind,
             phone_number=phone_number,
@@ -148,14 +148,14 @@ class Phones:
     def send_message(
         self, *, vendor: str, channel: str, phone_number: str, sender: str, text: str, status: str
     ) -> Message:
-        message = Message(str(uuid.uuid4()), vendor, channel, phone_number, sender, text, status, self._stamp())
+        message = Message(new_id(), vendor, channel, phone_number, sender, text, status, self._stamp())
         self.messages.append(message)
         return message
 
     def flash_call(self, *, vendor: str, phone_number: str, caller_id: str, scenario: Scenario) -> Call:
         """A missed call whose caller id carries the code: it rings once and ends."""
         call = Call(
-            str(uuid.uuid4()),
+            new_id(),
             vendor,
             "flashcall",
             phone_number,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import re
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ import regex
 from verifymock import jsonio
 from verifymock.calls import Call, Phones
 from verifymock.errors import ApiError, Problem
+from verifymock.ids import new_id
 from verifymock.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class CM:
         return [({**body, "caller": caller, "callee": callee}, select(callee)) for callee in callees]
 
     def place(self, body: Body, scenario: Scenario) -> Body:
-        call_id = str(uuid.uuid4())
+        call_id = new_id()
         flow = DtmfCollection(self, call_id, body, scenario)
         call = self.mock.phones.place_call(
             vendor="cm",

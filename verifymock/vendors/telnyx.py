@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import secrets
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from verifymock.calls import Call, CallFlow, Phones
 from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
+from verifymock.ids import new_id
 from verifymock.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class Telnyx:
     def create_profile(self, body: Body) -> Body:
         now = self._now()
         profile: Body = {
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "record_type": "verification_profile",
             "name": body["name"],
             "language": body.get("language", "en-US"),
@@ -182,7 +182,7 @@ class Telnyx:
     # -- message templates ---------------------------------------------------------------------------------------
 
     def create_template(self, text: str) -> Body:
-        template = {"id": str(uuid.uuid4()), "text": text}
+        template = {"id": new_id(), "text": text}
         self.templates[template["id"]] = template
         self.mock.touch(template["id"])
         return template
@@ -222,7 +222,7 @@ class Telnyx:
             code = custom_code or _digits(int(settings.get("code_length", 5)))
         now = self._now()
         verification = Verification(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             type=channel,
             phone_number=phone,
             verify_profile_id=profile["id"],
@@ -357,7 +357,7 @@ class Telnyx:
             return
         data = {
             "event_type": "verification.complete",
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "occurred_at": self.mock.clock.now_datetime().isoformat(timespec="milliseconds"),
             "record_type": "event",
             "payload": {

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
+from verifymock.ids import new_id
 from verifymock.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class TollFree:
 
     def submit(self, body: Body, scenario: Scenario) -> Body:
         now = self.mock.clock.now_datetime()
-        request = TollFreeRequest(str(uuid.uuid4()), dict(body), "In Progress", None, now, now, scenario)
+        request = TollFreeRequest(new_id(), dict(body), "In Progress", None, now, now, scenario)
         self.requests[request.id] = request
         self.mock.touch(request.id)
         self._record(request)
@@ -158,7 +158,7 @@ class TollFree:
             return
         data = {
             "event_type": EVENT,
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "occurred_at": request.updated.isoformat(timespec="milliseconds"),
             "record_type": "event",
             "payload": request.to_status(),
