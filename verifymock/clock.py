@@ -27,14 +27,14 @@ MANUAL_EPOCH = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 COMPACT_AT = 1000  # cancelled timers in the heap before it is worth rebuilding
 
 
-@dataclass(order=True)
+@dataclass(slots=True)
 class Timer:
     due: float
     seq: int
-    callback: Callable[[], None] = field(compare=False)
-    label: str = field(default="", compare=False)
-    cancelled: bool = field(default=False, compare=False)
-    clock: Clock | None = field(default=None, compare=False, repr=False)
+    callback: Callable[[], None]
+    label: str = ""
+    cancelled: bool = False
+    clock: Clock | None = field(default=None, repr=False)
 
     def cancel(self) -> None:
         if not self.cancelled and self.clock is not None:
@@ -58,7 +58,8 @@ class Clock:
         self._origin_wall = MANUAL_EPOCH if self.mode == "manual" else time.time()
         self._origin_mono = time.monotonic()
         self._offset = 0.0
-        self._timers: list[Timer] = []
+        # (due, seq, timer): tuples compare in C, where a dataclass's generated `__lt__` is Python (seq breaks ties)
+        self._timers: list[tuple[float, int, Timer]] = []
         self.cancelled = 0  # cancelled timers still in the heap; dropped when they are most of it
         self._seq = itertools.count()
         self._wakeup: asyncio.Event | None = None
@@ -74,7 +75,7 @@ class Clock:
     def restore(self, state: dict[str, object]) -> None:
         """Continue from an export. A real clock keeps real time (timers that fell due while the server was down run
         at once); a manual or scaled clock continues from the time it had."""
-        timers = list(state["timers"])  # type: ignore[call-overload]
+        timers = [(t.due, t.seq, t) for t in state["timers"]]  # type: ignore[attr-defined]
         heapq.heapify(timers)
         self._timers = timers
         self._seq = itertools.count(int(state["seq"]))  # type: ignore[call-overload]
@@ -102,18 +103,19 @@ class Clock:
 
     def call_later(self, seconds: float, callback: Callable[[], None], label: str = "") -> Timer:
         timer = Timer(self.now() + max(0.0, seconds), next(self._seq), callback, label, clock=self)
-        heapq.heappush(self._timers, timer)
-        if self._wakeup is not None and timer is self._timers[0]:
+        entry = (timer.due, timer.seq, timer)
+        heapq.heappush(self._timers, entry)
+        if self._wakeup is not None and entry is self._timers[0]:
             self._wakeup.set()  # only a new earliest timer changes how long the runner sleeps
         if self.cancelled > COMPACT_AT and self.cancelled * 2 > len(self._timers):
             # a cancelled timer holds its callback, and what that refers to, until it would have been due
-            self._timers = [t for t in self._timers if not t.cancelled]
+            self._timers = [e for e in self._timers if not e[2].cancelled]
             heapq.heapify(self._timers)
             self.cancelled = 0
         return timer
 
     def pending(self) -> list[Timer]:
-        return sorted(t for t in self._timers if not t.cancelled)
+        return [e[2] for e in sorted(self._timers) if not e[2].cancelled]
 
     def clear(self) -> None:
         """Forget every timer; a manual clock also goes back to its start, so a reset test sees the same times."""
@@ -125,8 +127,8 @@ class Clock:
     def run_due(self) -> int:
         """Run every timer due by now, oldest first; timers they schedule for now run too."""
         ran = 0
-        while self._timers and self._timers[0].due <= self.now():
-            timer = heapq.heappop(self._timers)
+        while self._timers and self._timers[0][0] <= self.now():
+            timer = heapq.heappop(self._timers)[2]
             if timer.cancelled:
                 self.cancelled -= 1
                 continue
@@ -142,8 +144,8 @@ class Clock:
         ran = 0
         if self.settle is not None:
             await self.settle()
-        while self._timers and self._timers[0].due <= target:
-            timer = heapq.heappop(self._timers)
+        while self._timers and self._timers[0][0] <= target:
+            timer = heapq.heappop(self._timers)[2]
             if timer.cancelled:
                 self.cancelled -= 1
                 continue
@@ -171,10 +173,10 @@ class Clock:
         while True:
             if self.run_due() and self.persist is not None:
                 self.persist()
-            while self._timers and self._timers[0].cancelled:  # the heap's top is the next live timer
+            while self._timers and self._timers[0][2].cancelled:  # the heap's top is the next live timer
                 heapq.heappop(self._timers)
                 self.cancelled -= 1
-            nxt = self._timers[0].due if self._timers else None
+            nxt = self._timers[0][0] if self._timers else None
             delay = min(((nxt - self.now()) / self.scale) if nxt is not None else 1.0, 1.0)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
