@@ -126,6 +126,8 @@ class ResponseChecker:
     def _errors(self, schema_pointer: str, instance: Any) -> list[Nonconformity]:
         validator = self._validator(schema_pointer)
         if self._fast:
+            if validator.is_valid(instance):  # the common case, without building an iterator of errors
+                return []
             return [Nonconformity(pointer(*e.instance_path), e.message) for e in validator.iter_errors(instance)]
         return [Nonconformity(pointer(*e.absolute_path), e.message) for e in validator.iter_errors(instance)]
 

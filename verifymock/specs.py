@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -39,7 +40,7 @@ class Operation:
     definition: dict[str, Any]
     pointer: str
 
-    @property
+    @cached_property
     def success_status(self) -> int:
         """The status a handler's plain return value is sent with: the first 2xx the spec declares."""
         codes = sorted(int(c) for c in self.definition.get("responses", {}) if str(c).isdigit() and str(c)[0] == "2")

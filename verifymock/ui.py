@@ -34,18 +34,24 @@ class Changes:
     def __init__(self) -> None:
         self.version = 0
         self._event = asyncio.Event()
+        self._listening = 0
 
     def notify(self) -> None:
         self.version += 1
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+        if self._listening:  # a new event per change only when someone waits (not on every request under load)
+            event, self._event = self._event, asyncio.Event()
+            event.set()
 
     async def wait(self, seen: int, timeout: float) -> None:
         """Until the version passes `seen`, or the timeout."""
         if self.version != seen:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+        self._listening += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        finally:
+            self._listening -= 1
 
 
 def is_page(path: str) -> bool:

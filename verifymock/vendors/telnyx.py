@@ -58,8 +58,8 @@ def _digits(count: int) -> str:
 
 
 def telnyx_time(moment: Any) -> str:
-    """Telnyx's timestamps: UTC, no zone, microseconds."""
-    return str(moment.strftime("%Y-%m-%dT%H:%M:%S.%f"))
+    """Telnyx's timestamps: UTC, no zone, microseconds (isoformat's first 26 characters; strftime is slower)."""
+    return str(moment.isoformat(timespec="microseconds")[:26])
 
 
 @dataclass
