@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from verifymock.app import create_app
+from verifymock.collector import Collector
 from verifymock.config import Config
 
 
@@ -37,7 +38,9 @@ def uvicorn_config(config: Config, log_level: str = "info") -> uvicorn.Config:
 
 
 def serve(config: Config, log_level: str = "info") -> None:
-    uvicorn.Server(uvicorn_config(config, log_level)).run()
+    server = uvicorn.Server(uvicorn_config(config, log_level))
+    with Collector().installed():  # this process is the server's own: its collector follows the server's policy
+        server.run()
 
 
 @dataclass

