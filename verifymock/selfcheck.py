@@ -12,15 +12,14 @@ from urllib.parse import quote
 
 import jsonschema_rs
 from connexion.json_schema import Draft4ResponseValidator
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
 from verifymock.convert import pointer
 from verifymock.generate import resolve
 from verifymock.specs import Operation, Spec
-
-_FORMATS = FormatChecker()
+from verifymock.validation import FORMATS as _FORMATS
 
 
 @dataclass(frozen=True)

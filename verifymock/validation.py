@@ -11,6 +11,7 @@ from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl
 
+import jsonschema_rs
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
 from connexion.middleware.request_validation import (
@@ -30,6 +31,15 @@ from verifymock.errors import ApiError, Problem
 
 # Every format jsonschema can check (uuid, date-time, email, ipv4, ipv6, uri, ...), not only Draft 4's few.
 FORMATS = FormatChecker()
+_ECMA_REGEX = jsonschema_rs.Draft202012Validator({"type": "string", "format": "regex"}, validate_formats=True)
+
+
+@FORMATS.checks("regex")  # type: ignore[untyped-decorator]
+def _is_ecma_regex(value: object) -> bool:
+    """JSON Schema's `regex` is an ECMA-262 pattern. jsonschema checks it with Python's `re`, which takes what ECMA
+    refuses (a lone `}`, say), so a request the spec refuses would be accepted; jsonschema-rs checks it as ECMA."""
+    return not isinstance(value, str) or bool(_ECMA_REGEX.is_valid(value))
+
 
 _EMPTY: dict[str, Any] = {}
 # connexion keeps one schema object per operation for the life of the app; holding it here pins its id.

@@ -201,6 +201,8 @@ REJECTED = [
     ("timeout", 10001, 400),
     ("terminators", "x", 400),
     ("regex", "((", 400),
+    ("regex", "}", 400),  # Python's re takes a lone brace; ECMA-262, JSON Schema's regex dialect, does not
+    ("regex", "a{2", 400),
     ("voice", {"volume": 5}, 400),
     ("voice", {"volume": -5}, 400),
     ("voice", {"gender": "Robot"}, 400),
