@@ -1,0 +1,69 @@
+"""The real server answers each request in one write, and a held header block never stalls an answer."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import TELNYX_AUTH
+from verifymock.server import Running, serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Running]:
+    with serve_in_thread() as running:
+        yield running
+
+
+def exchange(server: Running, request: bytes) -> socket.socket:
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    sock.sendall(request)
+    return sock
+
+
+def read_all(sock: socket.socket, until: bytes) -> bytes:
+    data = b""
+    while until not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def data_segments_received(sock: socket.socket) -> int:
+    """tcpi_data_segs_in of Linux's struct tcp_info: segments with data this socket has received."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int(struct.unpack_from("I", info, 152)[0])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads Linux's TCP_INFO")
+def test_an_answer_arrives_in_one_segment(server: Running) -> None:
+    auth = TELNYX_AUTH["Authorization"].encode()
+    request = b"GET /v2/verify_profiles HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth + b"\r\n\r\n"
+    with exchange(server, request) as sock:
+        answer = read_all(sock, b"}")
+        time.sleep(0.1)  # anything else the server wrote has landed
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert data_segments_received(sock) == 1  # status line, headers and body in one segment
+
+
+def test_head_and_100_continue_are_not_held_back(server: Running) -> None:
+    auth = TELNYX_AUTH["Authorization"].encode()
+    with exchange(server, b"HEAD /_mock/ui HTTP/1.1\r\nHost: x\r\n\r\n") as sock:
+        assert read_all(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 200")  # headers only, nothing to write after them
+
+    body = b'{"name": "held"}'
+    request = (
+        b"POST /v2/verify_profiles HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth + b"\r\n"
+        b"Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with exchange(server, request) as sock:
+        assert read_all(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 100")
+        sock.sendall(body)
+        assert b'"name":"held"' in read_all(sock, b'"held"')
