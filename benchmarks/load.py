@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Load benchmark: verifymock beside Prism and a bare-ASGI ceiling, on the same spec, in one run.
 
-Each server in turn is started pinned to core 0 (taskset) and driven by wrk pinned to core 1 on loopback:
-GET an existing verification, a valid trigger-call POST and an invalid one (a bad phone number), at each
-connection count. Printed: req/s, p50 and p99 per row, start-up to the first 200, RSS after the runs, and the
-ratios verifymock / Prism and verifymock / ceiling. Figures only: nothing here passes or fails.
+Every server is started pinned to core 0 (taskset), one after the other, and then driven in turn by wrk pinned
+to core 1 on loopback: GET an existing verification, a valid trigger-call POST and an invalid one (a bad phone
+number), at each connection count. The targets take turns row by row (and repeat by repeat with --repeat N, which
+reports the median run), so a slow patch of this shared machine falls on all of them rather than on one.
+Printed: req/s, p50 and p99 per row, start-up to the first 200, RSS after the runs, and the ratios
+verifymock / Prism and verifymock / ceiling. Figures only: nothing here passes or fails.
 
     python3 scripts/dev.py bench [--duration 10] [--connections 16 64] [--targets verifymock prism ceiling]
+    python3 scripts/dev.py bench --repeat 3          # each row three times per target, medians reported
     python3 scripts/dev.py bench --soak 1000000     # RSS of verifymock after that many requests (mixed rows)
 
 Needs wrk (Debian: apt-get install wrk). Prism (@stoplight/prism-cli) is installed from npm into
@@ -194,30 +197,54 @@ class Result:
     startup: float = float("nan")
     rss: float = float("nan")
     rows: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    runs: dict[tuple[str, int], list[dict[str, float]]] = field(default_factory=dict)
 
 
-def measure(target: Target, rows: dict[str, Row], args: argparse.Namespace) -> Result:
-    port = free_port()
-    process, startup = start(target, port)
-    result = Result(startup=startup)
-    base = f"http://127.0.0.1:{port}{target.prefix}"
+@dataclass
+class Started:
+    target: Target
+    process: subprocess.Popen[bytes]
+    base: str
+    rows: dict[str, Row]
+    result: Result
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median req/s (its own p50 and p99 with it)."""
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+def measure(targets: list[Target], rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result]:
+    """Start every target (one at a time, so start-up is timed alone), then load them in turn, row by row and
+    repeat by repeat, so a slow patch of the machine falls on all of them alike rather than on one."""
+    started: list[Started] = []
     try:
-        if target.name == "verifymock":  # it keeps state: the profile and verification must be its own
-            rows = prepare(f"http://127.0.0.1:{port}")
+        for target in targets:
+            port = free_port()
+            process, startup = start(target, port)
+            own = prepare(f"http://127.0.0.1:{port}") if target.name == "verifymock" else rows  # it keeps state
+            started.append(Started(target, process, f"http://127.0.0.1:{port}{target.prefix}", own, Result(startup)))
         for name in ROWS:
-            row = rows[name]
             for connections in args.connections:
-                script = lua_script(row.method, row.body)
-                result.rows[(name, connections)] = run_wrk(base + row.path, connections, args.duration, script)
-                print(
-                    f"  {target.name:<10} {name:<18} {connections:>3} conns: "
-                    f"{result.rows[(name, connections)]['rps']:>7.0f} req/s",
-                    flush=True,
-                )
-        result.rss = rss_mb(process.pid)
+                for _ in range(args.repeat):
+                    for each in started:
+                        row = each.rows[name]
+                        figures = run_wrk(
+                            each.base + row.path, connections, args.duration, lua_script(row.method, row.body)
+                        )
+                        each.result.runs.setdefault((name, connections), []).append(figures)
+                        print(
+                            f"  {each.target.name:<10} {name:<18} {connections:>3} conns: {figures['rps']:>7.0f} req/s",
+                            flush=True,
+                        )
+                for each in started:
+                    each.result.rows[(name, connections)] = median_run(each.result.runs[(name, connections)])
+        for each in started:
+            each.result.rss = rss_mb(each.process.pid)
     finally:
-        stop(process)
-    return result
+        for each in started:
+            stop(each.process)
+    return {each.target.name: each.result for each in started}
 
 
 def verifymock_command(*extra: str) -> list[str]:
@@ -274,6 +301,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--targets", nargs="+", default=["verifymock", "prism", "ceiling"])
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each row per target, interleaved; the median is reported"
+    )
     parser.add_argument("--soak", type=int, metavar="N", help="only: verifymock's RSS over N requests")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -305,14 +335,15 @@ def main() -> int:
             {"VERIFYMOCK_CEILING": routes_file},
         ),
     }
-    results: dict[str, Result] = {}
+    targets: list[Target] = []
+    for name in args.targets:
+        target = builders[name]()
+        if target is None:
+            print(f"{name}: not available (npm missing); its column reads n/a", file=sys.stderr)
+            continue
+        targets.append(target)
     try:
-        for name in args.targets:
-            target = builders[name]()
-            if target is None:
-                print(f"{name}: not available (npm missing); its column reads n/a", file=sys.stderr)
-                continue
-            results[name] = measure(target, rows, args)
+        results = measure(targets, rows, args)
     finally:
         os.unlink(routes_file)
     report(results, args.connections)
