@@ -330,7 +330,7 @@ def main() -> int:
         "prism": lambda: (lambda command: Target("prism", command, "") if command else None)(prism_command()),
         "ceiling": lambda: Target(
             "ceiling",
-            [sys.executable, "-m", "uvicorn", "benchmarks.ceiling:app", "--log-level", "warning", "--no-access-log"],
+            [sys.executable, str(ROOT / "benchmarks" / "ceiling.py")],
             "/v2",
             {"VERIFYMOCK_CEILING": routes_file},
         ),

@@ -40,6 +40,13 @@ class Timer:
         if not self.cancelled and self.clock is not None:
             self.clock.cancelled += 1
         self.cancelled = True
+        # it will never run: let go of the callback, and of the call or verification its closure refers back to,
+        # now rather than when the heap is next compacted
+        self.callback = _nothing
+
+
+def _nothing() -> None:
+    pass
 
 
 def parse_mode(text: str) -> tuple[str, float]:
@@ -108,7 +115,7 @@ class Clock:
         if self._wakeup is not None and entry is self._timers[0]:
             self._wakeup.set()  # only a new earliest timer changes how long the runner sleeps
         if self.cancelled > COMPACT_AT and self.cancelled * 2 > len(self._timers):
-            # a cancelled timer holds its callback, and what that refers to, until it would have been due
+            # cancelled timers stay in the heap until they would have been due: drop them once they are most of it
             self._timers = [e for e in self._timers if not e[2].cancelled]
             heapq.heapify(self._timers)
             self.cancelled = 0

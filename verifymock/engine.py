@@ -53,22 +53,17 @@ _request: ContextVar[RequestContext | None] = ContextVar("verifymock_request", d
 
 
 def _cancel(record: Any) -> None:
-    """A dropped record's timers go with it: a call's, or the one timer a verification or review keeps. The
-    references go too, so the record and its timers' callbacks (which refer back to it) are freed at once rather
-    than left as a cycle for the collector."""
+    """A dropped record's timers go with it: a call's, or the one timer a verification or review keeps. A cancelled
+    timer lets go of its callback, and the record lets go of its timers, so record, timers and the callbacks that
+    refer back to it are freed at once rather than left as a cycle for the collector."""
     timers = getattr(record, "timers", None)
     for timer in [*(timers or ()), getattr(record, "timer", None)]:
         if timer is not None:
             timer.cancel()
-            timer.callback = _nothing
     if timers:
         timers.clear()
     if getattr(record, "timer", None) is not None:
         record.timer = None
-
-
-def _nothing() -> None:
-    pass
 
 
 def engine() -> Mock:

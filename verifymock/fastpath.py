@@ -6,10 +6,12 @@ that the operation's schema accepts, bearer credentials, path parameters that fi
 allows it, the gate checks exactly that, with jsonschema-rs validators compiled at start-up from the original
 (OpenAPI 3.1) document, and calls the same endpoint connexion would.
 
-Anything else is not decided here: a request that misses any check (no or odd credentials, a body the schema
-refuses, a query string, another media type, a fault to inject) goes down the full path, which produces the
-vendor's exact error. So the fast path can only ever accept what the full path accepts; the parity of the
-3.1 validators with connexion's view is what the conversion tests establish.
+A body the schema refuses is answered here with the full path's own error: the same Python validator over the
+same view schema, built on first use. Anything else is not decided here: a request that misses any other check
+(no, odd or repeated credentials, a query string, another media type, a fault to inject) goes down the full path,
+which produces the vendor's exact error. So the fast path can only ever accept what the full path accepts; the
+parity of the 3.1 validators with connexion's view is what the conversion tests establish, and the parity tests
+compare the two paths' answers byte for byte.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import jsonschema_rs
 from connexion.decorators.parameter import sanitized
@@ -30,6 +31,7 @@ from verifymock import jsonio
 from verifymock.convert import pointer
 from verifymock.errors import ApiError
 from verifymock.generate import resolve
+from verifymock.selfcheck import compiled_at
 from verifymock.specs import Operation, route_specificity, routed_id
 from verifymock.validation import compiled, error_from_schema
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from verifymock.engine import Mock, Mounted
 
 Endpoint = Callable[..., Awaitable[Response]]
-JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"})
+JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 
 
 @dataclass
@@ -77,9 +79,13 @@ class FastPath:
         for routes in self.routes.values():
             routes.sort(key=lambda r: r.specificity)  # a literal segment before a template, as the full path does
 
-    def match(self, scope: Scope, raw: bytes) -> tuple[Route, dict[str, Any], ApiError | None] | None:
+    def match(
+        self, scope: Scope, headers: dict[str, str], raw: bytes
+    ) -> tuple[Route, dict[str, Any], ApiError | None] | None:
         """The route and endpoint arguments if this request is one the fast path may serve (with the error to
-        answer if its body breaks the schema), else None."""
+        answer if its body breaks the schema), else None. `headers` are the gate's: lower-case names, repeated
+        ones joined with ", " (so a repeated Authorization or Content-Type is never a match: the full path
+        decides)."""
         routes = self.routes.get(scope["method"])
         if not routes or scope.get("query_string") or self.mock.faults.active:
             return None
@@ -94,8 +100,7 @@ class FastPath:
             return None
         if route.names and path in self.mock.concrete_paths:
             return None  # a concrete path is never a template's match (connexion's order, as the full path keeps)
-        headers = dict(scope["headers"])
-        if not route.open and not self._credentials(headers.get(b"authorization")):
+        if not route.open and not self._credentials(headers.get("authorization")):
             return None
         arguments: dict[str, Any] = {}
         for name, value in zip(route.names, found.groups(), strict=True):
@@ -105,7 +110,7 @@ class FastPath:
             arguments[argument] = value
         if route.body is None:
             return (route, arguments, None) if not raw.strip() else None
-        if headers.get(b"content-type", b"").lower() not in JSON_TYPES or not raw:
+        if headers.get("content-type", "").lower() not in JSON_TYPES or not raw:
             return None
         try:
             body = jsonio.loads(raw)
@@ -117,11 +122,11 @@ class FastPath:
         arguments["body"] = body
         return route, arguments, None
 
-    def _credentials(self, authorization: bytes | None) -> bool:
+    def _credentials(self, authorization: str | None) -> bool:
         """Bearer credentials connexion would accept: `Bearer <token>`, the token one of --api-key's if given."""
         if authorization is None:
             return False
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        scheme, _, token = authorization.partition(" ")
         return scheme.lower() == "bearer" and bool(token) and (not self.keys or token in self.keys)
 
 
@@ -155,7 +160,7 @@ def _route(mounted: Mounted, operation: Operation, routed: str, endpoint: Endpoi
         content = request_body.get("content") or {}
         if list(content) != ["application/json"] or "schema" not in content["application/json"]:
             return None
-        body = _compile_at(doc, _schema_pointer(operation, definition["requestBody"]))
+        body = compiled_at(doc, _schema_pointer(operation, definition["requestBody"]))
         view = spec.view
         view_body = _inlined(view, view["paths"][operation.path][operation.method.lower()]["requestBody"], frozenset())
         view_schema = view_body and view_body["content"]["application/json"]["schema"]
@@ -214,13 +219,6 @@ def _bearer_only(doc: dict[str, Any], security: list[dict[str, Any]]) -> bool:
 def _schema_pointer(operation: Operation, request_body: dict[str, Any]) -> str:
     base = request_body["$ref"][1:] if "$ref" in request_body else operation.pointer + pointer("requestBody")
     return base + pointer("content", "application/json", "schema")
-
-
-def _compile_at(doc: dict[str, Any], schema_pointer: str) -> Any:
-    # the whole document is the root, so its #/components references resolve (as in the response self-check)
-    return jsonschema_rs.Draft202012Validator(
-        {**doc, "$ref": "#" + quote(schema_pointer, safe="/~")}, validate_formats=True
-    )
 
 
 def _compile(doc: dict[str, Any], schema: dict[str, Any]) -> Any:

@@ -89,9 +89,8 @@ class Gate:
         if error is None:
             raw, error = await self._read_body(receive, config.max_body_bytes)
             context.raw_body = raw  # signature checks need the exact bytes
-        quiet = (
-            is_control(scope["path"]) and scope["method"] in SAFE_METHODS
-        )  # reads of the mock's own state change nothing
+        # reads of the mock's own state change nothing
+        quiet = is_control(scope["path"]) and scope["method"] in SAFE_METHODS
 
         status = 0
         response_chunks: list[bytes] = []
@@ -129,7 +128,7 @@ class Gate:
                 return
             await send(message)
 
-        fast = self.fast.match(scope, raw) if error is None and self.fast is not None else None
+        fast = self.fast.match(scope, headers, raw) if error is None and self.fast is not None else None
         if error is not None:
             await self._send_error(scope, capture, error)
         elif fast is not None:
@@ -161,8 +160,6 @@ class Gate:
     async def _serve_fast(
         self, scope: Scope, send: Send, route: Route, arguments: dict[str, Any], refused: ApiError | None
     ) -> None:
-        from verifymock.app import as_api_error  # the app module builds this gate
-
         scope["extensions"]["connexion_routing"] = {"operation_id": route.routed}  # for errors and the journal
         if refused is not None:
             await self._send_error(scope, send, refused)
@@ -170,6 +167,8 @@ class Gate:
         try:
             response = await route.endpoint(**arguments)
         except Exception as exc:
+            from verifymock.app import as_api_error  # the app module builds this gate; only errors need it
+
             await self._send_error(scope, send, as_api_error(exc))
             return
         await response(scope, _no_body, send)

@@ -22,6 +22,14 @@ from verifymock.specs import Operation, Spec
 from verifymock.validation import FORMATS as _FORMATS
 
 
+def compiled_at(doc: dict[str, Any], schema_pointer: str) -> Any:
+    """A jsonschema-rs validator for the schema at a pointer into a 3.1 document. The whole document is the root,
+    so its #/components references resolve; its other keys are not JSON Schema keywords and are ignored."""
+    return jsonschema_rs.Draft202012Validator(
+        {**doc, "$ref": "#" + quote(schema_pointer, safe="/~")}, validate_formats=True
+    )
+
+
 @dataclass(frozen=True)
 class Nonconformity:
     """One way a response differs from its spec: where in the body, and what."""
@@ -76,23 +84,13 @@ class ResponseChecker:
         if plan is None:  # what the spec says of this status and media type, worked out once
             plan = self._plans[key] = self._plan(operation, status, media_type)
         kind, detail = plan
-        if kind == "schema":
-            if body is None:
-                return [
-                    Nonconformity("", f"status {status} of {operation.operation_id} documents a body; none was sent")
-                ]
-            return self._errors(detail, body)
         if kind == "no content":
             return [Nonconformity("", detail)] if body not in (None, b"", "") else []
-        if kind == "any body":
-            if body is None:
-                return [
-                    Nonconformity("", f"status {status} of {operation.operation_id} documents a body; none was sent")
-                ]
-            return []
-        if kind == "media" and body is None:
+        if kind != "undocumented" and body is None:
             return [Nonconformity("", f"status {status} of {operation.operation_id} documents a body; none was sent")]
-        return [Nonconformity("", detail)]
+        if kind == "schema":
+            return self._errors(detail, body)
+        return [] if kind == "any body" else [Nonconformity("", detail)]
 
     def _plan(self, operation: Operation, status: int, media_type: str | None) -> tuple[str, str]:
         """(kind, detail): "undocumented" or "media" (a nonconformity whatever the body), "no content" (a body is
@@ -132,12 +130,8 @@ class ResponseChecker:
 
     def _validator(self, schema_pointer: str) -> Any:
         validator = self._validators.get(schema_pointer)
-        if validator is None and self._fast:
-            # the whole document as the root, so its #/components references resolve; its other keys are not
-            # JSON Schema keywords and are ignored. Compiled once, then about a microsecond per response.
-            validator = self._validators[schema_pointer] = jsonschema_rs.Draft202012Validator(
-                {**self._spec.original, "$ref": "#" + quote(schema_pointer, safe="/~")}, validate_formats=True
-            )
+        if validator is None and self._fast:  # compiled once, then about a microsecond per response
+            validator = self._validators[schema_pointer] = compiled_at(self._spec.original, schema_pointer)
         if validator is None:
             validator = self._validators[schema_pointer] = self._validator_cls(
                 {"$ref": f"{self._uri}#{schema_pointer}"},

@@ -33,7 +33,8 @@ class Pair:
         raw = body or b""
         scope = {"method": method, "path": path.split("?")[0], "query_string": path.partition("?")[2].encode()}
         scope["headers"] = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-        taken = self.gate.fast.match(scope, raw) is not None
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        taken = self.gate.fast.match(scope, lowered, raw) is not None
         fast = self.fast.request(method, path, content=body, headers=headers)
         mapped_path, mapped_body = path, raw
         for mine, theirs in self.ids.items():
