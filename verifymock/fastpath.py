@@ -123,11 +123,13 @@ class FastPath:
         return route, arguments, None
 
     def _credentials(self, authorization: str | None) -> bool:
-        """Bearer credentials connexion would accept: `Bearer <token>`, the token one of --api-key's if given."""
+        """Bearer credentials connexion would accept: `Bearer <token>`, the token one of --api-key's if given. A
+        bearer token has no commas, so one here means a repeated header (the gate joins them): the full path
+        decides."""
         if authorization is None:
             return False
         scheme, _, token = authorization.partition(" ")
-        return scheme.lower() == "bearer" and bool(token) and (not self.keys or token in self.keys)
+        return scheme.lower() == "bearer" and bool(token) and "," not in token and (not self.keys or token in self.keys)
 
 
 def _route(mounted: Mounted, operation: Operation, routed: str, endpoint: Endpoint | None) -> Route | None:
