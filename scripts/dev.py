@@ -23,6 +23,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".installed"
+PACKAGES = ("verifymock", "handlers")
 
 
 def ensure_venv() -> None:
@@ -39,6 +40,15 @@ def ensure_venv() -> None:
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "--editable", f"{ROOT}[test]"], check=True)
     STAMP.write_text(wanted)
+
+
+def compile_sources() -> None:
+    """Byte-compile the project's own modules, as pip does for an installed package. An editable install leaves
+    that to the first import, which writes nothing where PYTHONDONTWRITEBYTECODE is set (as on some CI images):
+    every start then compiled them again, a third of a second of the server's start-up. Only stale files are
+    rewritten, so this costs a few ms when nothing changed."""
+    packages = [str(ROOT / name) for name in PACKAGES]
+    subprocess.run([str(PYTHON), "-m", "compileall", "-q", *packages], check=True, stdout=subprocess.DEVNULL)
 
 
 def ensure_chromium() -> None:
@@ -60,6 +70,7 @@ def main() -> int:
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
     ensure_venv()
+    compile_sources()
     if command == "serve":
         return subprocess.call([str(BIN / "verifymock"), "serve", *rest])
     if command == "bench":
