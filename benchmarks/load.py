@@ -153,9 +153,33 @@ def _millis(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def steal_ticks(stat: str) -> dict[int, int]:
+    """Per core, the clock ticks the hypervisor gave to other guests (`steal`, the 8th figure of a cpuN line of
+    /proc/stat): time a core of this VM wanted to run and could not."""
+    ticks = {}
+    for line in stat.splitlines():
+        fields = line.split()
+        if fields and fields[0].startswith("cpu") and fields[0][3:].isdigit() and len(fields) > 8:
+            ticks[int(fields[0][3:])] = int(fields[8])
+    return ticks
+
+
+def read_steal() -> dict[int, int]:
+    stat = Path("/proc/stat")
+    return steal_ticks(stat.read_text()) if stat.exists() else {}
+
+
+def steal_share(before: dict[int, int], after: dict[int, int], core: int, seconds: float) -> float:
+    """The share of `seconds` that `core` lost to other guests, in percent (nan where the kernel does not say)."""
+    if core not in before or core not in after or seconds <= 0:
+        return float("nan")
+    return 100.0 * (after[core] - before[core]) / os.sysconf("SC_CLK_TCK") / seconds
+
+
 def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
+    before, began = read_steal(), time.monotonic()
     try:
         output = subprocess.run(
             pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, url]),
@@ -165,6 +189,7 @@ def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str,
         ).stdout
     finally:
         os.unlink(handle.name)
+    after, took = read_steal(), time.monotonic() - began
     figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
     figures["requests"] = float(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     for percentile in ("50", "99"):
@@ -172,6 +197,8 @@ def run_wrk(url: str, connections: int, duration: int, script: str) -> dict[str,
         figures[f"p{percentile}"] = _millis(match.group(1)) if match else float("nan")
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     figures["non2xx"] = float(errors.group(1)) if errors else 0.0
+    figures["steal_server"] = steal_share(before, after, 0, took)
+    figures["steal_load"] = steal_share(before, after, 1, took)
     return figures
 
 
@@ -234,7 +261,8 @@ def measure(targets: list[Target], rows: dict[str, Row], args: argparse.Namespac
                         )
                         each.result.runs.setdefault((name, connections), []).append(figures)
                         print(
-                            f"  {each.target.name:<10} {name:<18} {connections:>3} conns: {figures['rps']:>7.0f} req/s",
+                            f"  {each.target.name:<10} {name:<18} {connections:>3} conns: {figures['rps']:>7.0f} req/s"
+                            f"  (steal: server {figures['steal_server']:.1f}%, wrk {figures['steal_load']:.1f}%)",
                             flush=True,
                         )
                 for each in started:
@@ -294,6 +322,20 @@ def report(results: dict[str, Result], connections: list[int]) -> None:
     print()
     for name, result in results.items():
         print(f"{name:<10} start-up to first 200: {result.startup:.2f} s   RSS after the runs: {result.rss:.0f} MB")
+    print(steal_summary([run for result in results.values() for runs in result.runs.values() for run in runs]))
+
+
+def steal_summary(runs: list[dict[str, float]]) -> str:
+    """How much of the runs the hypervisor took from this VM's cores: on a shared machine this, not the code, is
+    what makes one run's figures differ from the next."""
+    parts = []
+    for key, core in (("steal_server", "server core"), ("steal_load", "wrk core")):
+        shares = sorted(run[key] for run in runs if run.get(key, float("nan")) == run.get(key))
+        if shares:
+            parts.append(f"{core} median {shares[len(shares) // 2]:.1f}%, worst {shares[-1]:.1f}%")
+    if not parts:
+        return "CPU steal: not reported by this kernel"
+    return "CPU steal (time the host gave this VM's cores to other guests): " + "; ".join(parts)
 
 
 def main() -> int:
