@@ -18,6 +18,8 @@ from verifymock.scenarios import Scenario
 
 RING_TIMEOUT = 30.0  # seconds a call rings before it counts as not answered
 LIVE = ("ringing", "in_progress")
+# scripted outcomes that end a ringing call, and the end reason each gives it
+_ENDS = {"busy": "busy", "unreachable": "failed", "declines": "declined", "voicemail": "voicemail"}
 
 
 class CallFlow(Protocol):
@@ -132,16 +134,17 @@ class Phones:
             flow=flow,
         )
         self.calls.append(call)
+        # one timer for whatever ends the ringing first: a scripted answer or end takes the call out of `ringing`
+        # for good, so a ring-out after it would never act (and showed in the clock as a timer that never fires)
         callee = scenario.callee
         ring = min(callee.after, ring_timeout)
         if scenario.blocked is not None:  # the network refuses it before it rings
             self._later(call, 0, lambda: self.finish(call, "blocked"), "blocked")
         elif callee.outcome == "answers" and callee.after < ring_timeout:
             self._later(call, ring, lambda: self._answer_scripted(call, scenario), "answer")
-        elif callee.outcome in ("busy", "unreachable", "declines", "voicemail"):
-            reason = {"busy": "busy", "unreachable": "failed", "declines": "declined", "voicemail": "voicemail"}
-            self._later(call, ring, lambda: self.finish(call, reason[callee.outcome]), callee.outcome)
-        if callee.outcome != "busy" and scenario.blocked is None:
+        elif callee.outcome in _ENDS:
+            self._later(call, ring, lambda: self.finish(call, _ENDS[callee.outcome]), callee.outcome)
+        else:  # nobody picks up (or someone may, through the handset API): it rings out
             self._later(call, ring_timeout, lambda: self._ring_out(call), "ring timeout")
         return call
 
