@@ -1,8 +1,10 @@
-"""Identifiers of the records the mock makes: random version-4 UUIDs, as the vendors' own are.
+"""Identifiers and codes the mock makes: random version-4 UUIDs (as the vendors' own are), hex reference ids and
+numeric verification codes.
 
 They come from a generator seeded once from the OS, not from the OS each time: `uuid.uuid4()` asks the kernel for
-16 bytes and builds a `UUID` object, about 3.5% of a call verification's cost under load. Nothing needs these
-identifiers to be unguessable; they need only to be unique and well-formed.
+16 bytes and builds a `UUID` object, about 3.5% of a call verification's cost under load, and each `secrets` draw is
+a system call too. Nothing a mock makes needs to be unguessable (its codes are shown to anyone who asks the handset
+API); they need only to be unique, well-formed and spread evenly.
 """
 
 from __future__ import annotations
@@ -20,3 +22,13 @@ def new_id() -> str:
     """A random UUID in canonical form, e.g. 3f2b8c1e-9d4a-4c7e-b1a0-5e6f7a8b9c0d."""
     h = "%032x" % ((_random.getrandbits(128) & _KEEP) | _VERSION_4 | _VARIANT)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_hex(nbytes: int) -> str:
+    """`nbytes` random bytes as upper-case hex, e.g. TeleSign's 32-character reference ids."""
+    return f"{_random.getrandbits(8 * nbytes):0{2 * nbytes}X}"
+
+
+def new_digits(count: int) -> str:
+    """A code of `count` decimal digits, every value equally likely (leading zeros kept)."""
+    return str(_random.randrange(10**count)).zfill(count)

@@ -5,12 +5,12 @@ A registry of plain functions with one signature, so a vendor is added by adding
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from verifymock.errors import ApiError, Problem
+from verifymock.ids import new_hex
 
 Body = dict[str, Any]
 Renderer = Callable[[ApiError], tuple[int, Body]]
@@ -126,7 +126,7 @@ def _telesign_code(error: ApiError) -> int:
 
 def render_telesign(error: ApiError) -> tuple[int, Body]:
     body: Body = {
-        "reference_id": error.extra.get("reference_id") or secrets.token_hex(16).upper(),
+        "reference_id": error.extra.get("reference_id") or new_hex(16),
         "sub_resource": error.extra.get("sub_resource", "call"),
         "errors": [{"code": _telesign_code(error), "description": error.detail}],
         "status": {"code": 500, "description": "Transaction not attempted", "updated_on": telesign_timestamp()},

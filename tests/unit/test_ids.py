@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
-from verifymock.ids import new_id
+from verifymock.ids import new_digits, new_hex, new_id
 
 
 def test_new_ids_are_canonical_version_4_uuids() -> None:
@@ -30,3 +31,24 @@ def test_new_ids_do_not_repeat_and_use_every_random_bit() -> None:
         both &= value
     assert (either & ~fixed) == (((1 << 128) - 1) & ~fixed)
     assert both & ~fixed == 0
+
+
+def test_codes_have_their_length_keep_leading_zeros_and_spread_evenly() -> None:
+    codes = [new_digits(5) for _ in range(20_000)]
+    assert all(len(code) == 5 and code.isdigit() for code in codes)
+    assert 1_500 < sum(code.startswith("0") for code in codes) < 2_500  # a tenth of them: 2,000 expected
+    counts = Counter(new_digits(1) for _ in range(10_000))
+    assert sorted(counts) == list("0123456789")
+    assert all(850 < n < 1_150 for n in counts.values())  # 1,000 each expected, 30 the standard deviation
+
+
+def test_hex_tokens_are_upper_case_and_use_every_bit() -> None:
+    tokens = [new_hex(16) for _ in range(2_000)]
+    assert all(len(token) == 32 and token == token.upper() for token in tokens)
+    values = [int(token, 16) for token in tokens]
+    either, both = 0, (1 << 128) - 1
+    for value in values:
+        either |= value
+        both &= value
+    assert (either, both) == ((1 << 128) - 1, 0)
+    assert len(set(tokens)) == len(tokens)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from verifymock import jsonio
 from verifymock.calls import Call, Phones
 from verifymock.errors import ApiError, Problem
+from verifymock.ids import new_digits, new_hex
 from verifymock.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -190,10 +191,10 @@ class TeleSign:
         return timestamp(self.mock.clock.now_datetime())
 
     def send_call(self, customer_id: str, body: Body, scenario: Scenario) -> Transaction:
-        code = body.get("verify_code") or "".join(secrets.choice("0123456789") for _ in range(5))
+        code = body.get("verify_code") or new_digits(5)
         now = self._now()
         transaction = Transaction(
-            reference_id=secrets.token_hex(16).upper(),
+            reference_id=new_hex(16),
             customer_id=customer_id,
             phone_number=body["phone_number"],
             code=code,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from verifymock.calls import Call, CallFlow, Phones
 from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
-from verifymock.ids import new_id
+from verifymock.ids import new_digits, new_id
 from verifymock.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -51,10 +51,6 @@ DTMF_PROMPTS = {
         "anzunehmen, ignorieren Sie diese Nachricht. Wenn Sie sie angefordert haben, drücken Sie bitte 1."
     ),
 }
-
-
-def _digits(count: int) -> str:
-    return str(secrets.randbelow(10**count)).zfill(count)  # one draw from the OS, not one per digit
 
 
 def telnyx_time(moment: Any) -> str:
@@ -216,10 +212,10 @@ class Telnyx:
         if channel == "dtmf_confirm":
             code = None  # the keypress is the confirmation
         elif channel == "flashcall":
-            caller_id = CALLER_ID[:-FLASHCALL_CODE_DIGITS] + _digits(FLASHCALL_CODE_DIGITS)
+            caller_id = CALLER_ID[:-FLASHCALL_CODE_DIGITS] + new_digits(FLASHCALL_CODE_DIGITS)
             code = caller_id[-FLASHCALL_CODE_DIGITS:]
         else:
-            code = custom_code or _digits(int(settings.get("code_length", 5)))
+            code = custom_code or new_digits(int(settings.get("code_length", 5)))
         now = self._now()
         verification = Verification(
             id=new_id(),
