@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from(args)
         config.check()
+        gc.disable()  # until start-up is over (see verifymock.server.serve); the imports are most of it
         from verifymock.server import serve  # imported late: --help stays fast
 
         serve(config, log_level=args.log_level)

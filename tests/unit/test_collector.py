@@ -5,8 +5,14 @@ from __future__ import annotations
 import gc
 import time
 import weakref
+from typing import Any
 
+import pytest
+import uvicorn
+
+from verifymock import server
 from verifymock.collector import Collector
+from verifymock.config import Config
 
 
 class Node:
@@ -54,3 +60,23 @@ def test_sweeps_run_on_their_own_in_the_background() -> None:
         while collector.sweeps < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert collector.sweeps >= 2
+
+
+def test_serve_builds_the_app_with_the_collector_off_and_serves_with_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, bool] = {}
+    build = server.create_app
+
+    def create_app(config: Config) -> Any:
+        seen["building"] = gc.isenabled()
+        return build(config)
+
+    def run(self: uvicorn.Server, *args: Any, **kwargs: Any) -> None:
+        seen["serving"] = gc.isenabled()
+
+    monkeypatch.setattr(server, "create_app", create_app)
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    try:
+        server.serve(Config(port=0), log_level="warning")
+    finally:
+        gc.enable()
+    assert seen == {"building": False, "serving": True}
