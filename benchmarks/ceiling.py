@@ -1,10 +1,11 @@
 """The ceiling: a bare ASGI app that answers each benchmark request with the body verifymock gave for it.
 
 No routing framework, no validation, no state: what uvicorn can do on this core with the same bytes going out,
-served the way verifymock serves (one write per answer, no proxy-headers middleware), so the ratio compares the
-app and not the server settings. Run as a script: `python benchmarks/ceiling.py --port N`.
-`VERIFYMOCK_CEILING` names a JSON file of routes: [{"method", "path", "contains", "status", "body"}], the first
-route whose method and path match (and whose `contains` text is in the request body, if given) answers.
+served the way verifymock serves (its transport, writing once per connection per loop turn, and no proxy-headers
+middleware), so the ratio compares the app and not the server settings. Run as a script:
+`python benchmarks/ceiling.py --port N`. `VERIFYMOCK_CEILING` names a JSON file of routes: [{"method", "path",
+"contains", "status", "body"}], the first route whose method and path match (and whose `contains` text is in the
+request body, if given) answers.
 """
 
 from __future__ import annotations

@@ -1,64 +1,84 @@
-"""One write per response: uvicorn writes a response's status line and headers, then its body, as two writes.
+"""Output is written once per connection per turn of the event loop, at the start of the next turn.
 
-Each write is a system call and, with Nagle's algorithm off as servers keep it, its own TCP segment: two segments
-per answer double what the peer's stack acknowledges, and a client's delayed acknowledgement of the first then sets
-off tail-loss probes. Under load at 64 connections the p99 of a call verification POST ranged from 23 to 124 ms with
-two writes, and stayed at 24-26 ms with one (5% more requests served, on average over four runs each).
+uvicorn writes each response as it goes: the status line and headers, then the body, each a `send` system call
+and, with Nagle's algorithm off as servers keep it, a TCP segment of its own. Two costs came of that, both measured
+on a call verification POST and a GET with wrk on loopback:
 
-`CoalescingProtocol` gives uvicorn's HTTP protocol a transport that holds a header block back until the body's
-write, and sends both as one. A held block is also sent at the next turn of the event loop whatever happens, so a
-response with no body (HEAD, 204), a `100 Continue` or a stream that waits before its first chunk is delayed by
-one turn at most, never held: the hold is an optimisation, not something correctness depends on.
+- Two segments per answer doubled what the client's stack acknowledges, and a client's delayed acknowledgement of
+  the first set off tail-loss probes: the p99 at 64 connections ranged from 23 to 124 ms over four runs, and stayed
+  at 24-26 ms with one write per answer.
+- Each write to a client that is waiting for it wakes the client, and the kernel does that waking (on a VM, an
+  interrupt sent to the client's core) inside the server's `send`. Written as each response finished, nearly every
+  answer woke wrk on its own: 0.98 voluntary context switches of wrk per request. Written together at the start of
+  the next turn, one wake-up serves the batch: 0.13 per request, and on this 2-core VM the same server answered
+  GETs at 16 connections 55% faster (15,600-16,300 req/s against 9,600-11,700) with half the p99 (1.7-1.9 ms
+  against 3.7-4.6 ms), and call verification POSTs 20-35% faster.
+
+`CoalescingTransport` wraps the socket's transport: `write` appends to a buffer, and the first write of a turn
+schedules that buffer's flush with `call_soon`, which runs at the start of the next turn, after the loop has
+polled for I/O and before any request that poll started. A lone client waits for one extra poll of the loop (a
+few microseconds); under concurrency a response finished early in a turn waits for the rest of that turn's work
+before it leaves. `close` sends what is buffered first, `abort` drops it, and HEAD answers, `100 Continue` and
+streamed chunks go out at the next turn like everything else.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class CoalescingTransport:
-    """A transport that sends a header block together with the write after it."""
+    """A transport whose writes of one loop turn leave as one write at the start of the next."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._held: bytes | None = None
+        self._buffer = bytearray()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._held is not None:
-            data, self._held = self._held + bytes(data), None
-        elif data[:5] == b"HTTP/" and data[-4:] == b"\r\n\r\n":
-            self._held = bytes(data)
-            self._loop.call_soon(self.flush)  # sent by the next turn of the loop in any case
+        if not data:
             return
-        self._transport.write(data)
+        if not self._buffer:
+            self._loop.call_soon(self.flush)
+        self._buffer += data
+
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
 
     def flush(self) -> None:
-        if self._held is not None:
-            data, self._held = self._held, None
-            if not self._transport.is_closing():
-                self._transport.write(data)
+        if not self._buffer:
+            return
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
 
     def close(self) -> None:
         self.flush()
         self._transport.close()
 
     def abort(self) -> None:
-        self._held = None
+        self._buffer.clear()
         self._transport.abort()
 
     def get_write_buffer_size(self) -> int:
-        return int(self._transport.get_write_buffer_size()) + len(self._held or b"")
+        return int(self._transport.get_write_buffer_size()) + len(self._buffer)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
 class CoalescingProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing each response once."""
+    """uvicorn's httptools protocol, writing through a `CoalescingTransport`."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]

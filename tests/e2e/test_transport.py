@@ -1,4 +1,4 @@
-"""The real server answers each request in one write, and a held header block never stalls an answer."""
+"""The real server answers each request in one write, and buffered output never stalls an answer."""
 
 from __future__ import annotations
 

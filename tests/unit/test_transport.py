@@ -1,4 +1,4 @@
-"""The coalescing transport: a header block goes out with the body's write, and never waits past one loop turn."""
+"""The coalescing transport: what is written in one loop turn leaves as one write at the start of the next."""
 
 from __future__ import annotations
 
@@ -12,16 +12,26 @@ HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 class Recorder:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
+        self.events: list[str] = []
         self.closed = False
 
     def write(self, data: bytes) -> None:
         self.writes.append(bytes(data))
+        self.events.append("write")
+
+    def write_eof(self) -> None:
+        self.events.append("eof")
 
     def is_closing(self) -> bool:
         return self.closed
 
     def close(self) -> None:
         self.closed = True
+        self.events.append("close")
+
+    def abort(self) -> None:
+        self.closed = True
+        self.events.append("abort")
 
     def get_write_buffer_size(self) -> int:
         return 0
@@ -30,42 +40,86 @@ class Recorder:
         return f"extra {name}"
 
 
-def test_headers_and_body_written_in_one_step_go_out_as_one_write() -> None:
-    async def scenario() -> list[bytes]:
-        real = Recorder()
-        transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
-        transport.write(HEAD)
-        assert real.writes == [] and transport.get_write_buffer_size() == len(HEAD)
-        transport.write(b"{}")
-        await asyncio.sleep(0)  # the safety flush finds nothing left
-        return real.writes
-
-    assert asyncio.run(scenario()) == [HEAD + b"{}"]
+def wrap(real: Recorder) -> CoalescingTransport:
+    return CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
 
 
-def test_a_header_block_alone_goes_out_at_the_next_turn_of_the_loop() -> None:
+def test_headers_and_body_written_in_one_turn_go_out_as_one_write_at_the_next() -> None:
     async def scenario() -> tuple[list[bytes], list[bytes]]:
         real = Recorder()
-        transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
-        transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # an interim answer: nothing follows it at once
-        before = list(real.writes)
-        await asyncio.sleep(0)
-        return before, real.writes
-
-    before, after = asyncio.run(scenario())
-    assert before == [] and after == [b"HTTP/1.1 100 Continue\r\n\r\n"]
-
-
-def test_other_writes_pass_straight_through_and_close_sends_what_is_held() -> None:
-    async def scenario() -> Recorder:
-        real = Recorder()
-        transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
-        transport.write(b"data: 1\n\n")  # a stream's chunk
-        assert real.writes == [b"data: 1\n\n"]
+        transport = wrap(real)
         transport.write(HEAD)
+        transport.write(b"{}")
+        assert transport.get_write_buffer_size() == len(HEAD) + 2
+        during = list(real.writes)
+        await asyncio.sleep(0)
+        return during, real.writes
+
+    during, after = asyncio.run(scenario())
+    assert during == [] and after == [HEAD + b"{}"]
+
+
+def test_answers_finished_in_one_turn_on_several_connections_leave_together() -> None:
+    async def scenario() -> list[tuple[int, bytes]]:
+        sent: list[tuple[int, bytes]] = []
+        reals = [Recorder(), Recorder()]
+        for index, real in enumerate(reals):
+            real.write = lambda data, index=index: sent.append((index, bytes(data)))  # type: ignore[method-assign]
+        first, second = wrap(reals[0]), wrap(reals[1])
+        first.write(b"one")
+        second.write(b"two")
+        first.write(b"!")
+        assert sent == []  # nothing leaves while the turn's work goes on
+        await asyncio.sleep(0)
+        return sent
+
+    assert asyncio.run(scenario()) == [(0, b"one!"), (1, b"two")]
+
+
+def test_a_write_in_a_later_turn_goes_out_in_its_own_write() -> None:
+    async def scenario() -> list[bytes]:
+        real = Recorder()
+        transport = wrap(real)
+        transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # an interim answer: nothing follows it at once
+        await asyncio.sleep(0)
+        transport.write(b"data: 1\n\n")  # a stream's chunk, later
+        transport.write(b"")  # nothing to send schedules nothing
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return real.writes
+
+    assert asyncio.run(scenario()) == [b"HTTP/1.1 100 Continue\r\n\r\n", b"data: 1\n\n"]
+
+
+def test_close_and_end_of_file_send_what_is_buffered_first_and_abort_drops_it() -> None:
+    async def scenario() -> tuple[Recorder, Recorder, Recorder]:
+        closed, ended, aborted = Recorder(), Recorder(), Recorder()
+        transport = wrap(closed)
+        transport.writelines([HEAD, b"{}"])
         transport.close()
         assert transport.get_extra_info("peername") == "extra peername"
-        return real
+        transport = wrap(ended)
+        transport.write(b"last")
+        transport.write_eof()
+        transport = wrap(aborted)
+        transport.write(b"never")
+        transport.abort()
+        await asyncio.sleep(0)  # the flushes scheduled by those writes find nothing left
+        return closed, ended, aborted
 
-    real = asyncio.run(scenario())
-    assert real.writes == [b"data: 1\n\n", HEAD] and real.closed
+    closed, ended, aborted = asyncio.run(scenario())
+    assert (closed.writes, closed.events) == ([HEAD + b"{}"], ["write", "close"])
+    assert (ended.writes, ended.events) == ([b"last"], ["write", "eof"])
+    assert (aborted.writes, aborted.events) == ([], ["abort"])
+
+
+def test_nothing_is_written_to_a_transport_already_closing() -> None:
+    async def scenario() -> list[bytes]:
+        real = Recorder()
+        transport = wrap(real)
+        transport.write(HEAD)
+        real.closed = True  # the client went away during the turn
+        await asyncio.sleep(0)
+        return real.writes
+
+    assert asyncio.run(scenario()) == []
