@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,7 +17,7 @@ from verifymock import jsonio
 from verifymock.engine import Mock
 from verifymock.errors import ApiError, Problem
 from verifymock.fastpath import FastPath, Route
-from verifymock.journal import JOURNAL_BODY_LIMIT, Entry
+from verifymock.journal import JOURNAL_BODY_LIMIT
 from verifymock.renderers import renderer_for
 from verifymock.ui import EVENTS_PATH, UI_HEADER, is_page, serve_events, serve_page
 
@@ -186,23 +185,20 @@ class Gate:
         routing = scope["extensions"].get("connexion_routing") or {}
         mounted, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
         self.mock.journal.add(
-            Entry(
-                id=self.mock.journal.next_id(),
-                at=datetime.now(UTC).isoformat(),
-                method=scope["method"],
-                path=scope["path"],
-                query=scope.get("query_string", b"").decode("latin-1"),
-                operation_id=operation.operation_id if operation else None,
-                vendor=mounted.vendor if mounted else None,
-                status=status,
-                request_headers=tuple(headers.items()),
-                # copies of exactly their size: orjson's output keeps its whole working buffer (about 4 KiB), and a
-                # slice of a whole bytes object is that object, which made 10,000 entries hold 40 MB
-                request_raw=memoryview(raw)[: JOURNAL_BODY_LIMIT + 1].tobytes(),
-                response_raw=memoryview(response_body)[: JOURNAL_BODY_LIMIT + 1].tobytes(),
-                duration_ms=(time.perf_counter() - started) * 1000,
-                touched=tuple(touched),
-            )
+            time.time(),
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            operation.operation_id if operation else None,
+            mounted.vendor if mounted else None,
+            status,
+            tuple(headers.items()),
+            # copies of exactly their size: orjson's output keeps its whole working buffer (about 4 KiB), and a
+            # slice of a whole bytes object is that object, which made 10,000 entries hold 40 MB
+            memoryview(raw)[: JOURNAL_BODY_LIMIT + 1].tobytes(),
+            memoryview(response_body)[: JOURNAL_BODY_LIMIT + 1].tobytes(),
+            (time.perf_counter() - started) * 1000,
+            tuple(touched),
         )
 
     def _log(self, scope: Scope, operation_id: str | None, status: int, elapsed: float, scenario: str | None) -> None:
