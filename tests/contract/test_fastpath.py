@@ -108,6 +108,10 @@ def test_fastpath_serves_well_formed_requests_with_the_full_stacks_answers(pair:
         ("GET", "/v2/verifications/not-a-uuid", None, TELNYX_AUTH, 400),
         ("GET", "/v2/verify_profiles?page[size]=2", None, TELNYX_AUTH, 200),  # a query string
         ("GET", "/v2/verifications/sms", None, TELNYX_AUTH, 405),  # a concrete path, never the {id} template
+        # a segment more or less than any template has: no route is even tried
+        ("GET", "/v2/verifications/12ade33a-21c0-473b-b055-b3c836e1c292/by_phone", None, TELNYX_AUTH, 404),
+        ("GET", "/v2/verify_profiles/12ade33a-21c0-473b-b055-b3c836e1c292/", None, TELNYX_AUTH, 404),
+        ("GET", "/v2", None, TELNYX_AUTH, 404),
         ("POST", "/v2/verifications/call", b"{not json", JSON, 400),
         ("POST", "/v2/verifications/call", b"", JSON, 400),
     ],
