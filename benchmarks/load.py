@@ -326,8 +326,8 @@ def report(results: dict[str, Result], connections: list[int]) -> None:
 
 
 def steal_summary(runs: list[dict[str, float]]) -> str:
-    """How much of the runs the hypervisor took from this VM's cores: on a shared machine this, not the code, is
-    what makes one run's figures differ from the next."""
+    """How much of the runs the hypervisor took from this VM's cores: on a shared machine this, more than the code,
+    is what makes one run's figures differ from the next."""
     parts = []
     for key, core in (("steal_server", "server core"), ("steal_load", "wrk core")):
         shares = sorted(run[key] for run in runs if run.get(key, float("nan")) == run.get(key))
