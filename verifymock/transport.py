@@ -7,12 +7,12 @@ on a call verification POST and a GET with wrk on loopback:
 - Two segments per answer doubled what the client's stack acknowledges, and a client's delayed acknowledgement of
   the first set off tail-loss probes: the p99 at 64 connections ranged from 23 to 124 ms over four runs, and stayed
   at 24-26 ms with one write per answer.
-- Each write to a client that is waiting for it wakes the client, and the kernel does that waking (on a VM, an
-  interrupt sent to the client's core) inside the server's `send`. Written as each response finished, nearly every
-  answer woke wrk on its own: 0.98 voluntary context switches of wrk per request. Written together at the start of
-  the next turn, one wake-up serves the batch: 0.13 per request, and on this 2-core VM the same server answered
-  GETs at 16 connections 55% faster (15,600-16,300 req/s against 9,600-11,700) with half the p99 (1.7-1.9 ms
-  against 3.7-4.6 ms), and call verification POSTs 20-35% faster.
+- Each write to a client that is waiting for it wakes the client, and the kernel does that waking inside the
+  server's `send`. Written as each response finished, nearly every answer woke wrk on its own: 0.98 voluntary
+  context switches of wrk per request. Written together at the start of the next turn, one wake-up serves the
+  batch: 0.13 per request, and on this 2-core VM the same server answered GETs at 16 connections 55% faster
+  (15,600-16,300 req/s against 9,600-11,700) with half the p99 (1.7-1.9 ms against 3.7-4.6 ms), and call
+  verification POSTs 20-35% faster.
 
 `CoalescingTransport` wraps the socket's transport: `write` appends to a buffer, and the first write of a turn
 schedules that buffer's flush with `call_soon`, which runs at the start of the next turn, after the loop has
