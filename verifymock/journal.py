@@ -118,7 +118,8 @@ class Journal:
         duration_ms: float,
         touched: tuple[str, ...],
     ) -> None:
-        """Keep one exchange (`at`: a Unix time); the fields are those of `Entry`, in its order."""
+        """Keep one exchange, numbered next; the fields are those of `Entry` after its id, in its order, but `at` is
+        a Unix time."""
         row = (
             next(self._ids), at, method, path, query, operation_id, vendor, status,
             request_headers, request_raw, response_raw, duration_ms, touched,

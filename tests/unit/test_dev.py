@@ -22,12 +22,12 @@ def test_the_project_modules_are_byte_compiled_for_the_venv_python() -> None:
     dev = _dev()
     sources = [path for name in dev.PACKAGES for path in (REPO / name).rglob("*.py")]
     assert len(sources) > 20
-    stale = sources[0]
-    cached = Path(importlib.util.cache_from_source(str(stale)))
-    cached.unlink(missing_ok=True)
+    source = sources[0]
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.unlink(missing_ok=True)  # its bytecode gone, as after a checkout
 
     dev.compile_sources()
 
     missing = [p for p in sources if not Path(importlib.util.cache_from_source(str(p))).exists()]
     assert missing == []
-    assert os.stat(cached).st_mtime >= os.stat(stale).st_mtime
+    assert os.stat(cached).st_mtime >= os.stat(source).st_mtime
