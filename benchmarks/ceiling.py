@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from verifymock.transport import CoalescingProtocol
+from verifymock.transport import SERVER_SETTINGS
 
 ROUTES: list[dict[str, Any]] = json.loads(Path(os.environ["VERIFYMOCK_CEILING"]).read_text(encoding="utf-8"))
 for route in ROUTES:
@@ -50,13 +50,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="the bare-ASGI ceiling")
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=CoalescingProtocol,
-        proxy_headers=False,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **SERVER_SETTINGS)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -330,7 +331,7 @@ def steal_summary(runs: list[dict[str, float]]) -> str:
     is what makes one run's figures differ from the next."""
     parts = []
     for key, core in (("steal_server", "server core"), ("steal_load", "wrk core")):
-        shares = sorted(run[key] for run in runs if run.get(key, float("nan")) == run.get(key))
+        shares = sorted(run[key] for run in runs if not math.isnan(run.get(key, math.nan)))
         if shares:
             parts.append(f"{core} median {shares[len(shares) // 2]:.1f}%, worst {shares[-1]:.1f}%")
     if not parts:
