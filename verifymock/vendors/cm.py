@@ -25,6 +25,13 @@ DEFAULT_TOKEN = "00000000-0000-0000-0000-000000000001"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEFAULT_ATTEMPTS = 3
 REGEX_TIME_LIMIT = 0.02  # seconds one match may take; a pattern that needs longer does not match
+DEFAULT_PATTERN = "[0-9]*"
+# The regex package builds a counted repeat by copying what it repeats, so `a{2147483648}` asks for gigabytes
+# before any match runs. A pattern is refused unless its copies, multiplied out through nested repeats, stay under
+# this many atoms, and its groups nest at most this deep (its compiler recurses per level).
+PATTERN_ATOMS = 10_000
+PATTERN_DEPTH = 50
+_COUNT = re.compile(r"\{(\d*)(?:,(\d*))?\}")
 # How a call's end maps onto CM's result codes and the SIP reason reported with them.
 RESULTS = {
     "completed": (10, "Finished successfully", "BYE", ""),
@@ -47,6 +54,76 @@ def e164(number: str, pointer: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise ApiError(Problem.UNPROCESSABLE, f"{number!r} is not a valid phone number.", pointer=pointer)
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def compile_pattern(pattern: str) -> regex.Pattern[str]:
+    """A caller's `regex`, compiled once its cost is known to be bounded; ApiError (422) otherwise."""
+    atoms, depth = _pattern_cost(pattern)
+    if depth > PATTERN_DEPTH:
+        raise ApiError(
+            Problem.UNPROCESSABLE, f"The regex nests groups {depth} deep; at most {PATTERN_DEPTH}.", pointer="/regex"
+        )
+    if atoms > PATTERN_ATOMS:
+        raise ApiError(
+            Problem.UNPROCESSABLE,
+            f"The regex repeats too much: it expands to about {atoms} atoms, at most {PATTERN_ATOMS}; "
+            "use * or + rather than large counts.",
+            pointer="/regex",
+        )
+    try:
+        return regex.compile(pattern)
+    except (regex.error, RecursionError, OverflowError, MemoryError) as exc:
+        raise ApiError(Problem.UNPROCESSABLE, f"The regex does not compile: {exc}", pointer="/regex") from exc
+
+
+def _pattern_cost(pattern: str) -> tuple[int, int]:
+    """How many atoms the compiled pattern holds once counted repeats are copied out (an upper bound: `a|b`
+    counts both), and how deep its groups nest. Reads only what sizes it: escapes, classes, groups, counts."""
+    stack: list[list[int]] = [[0, 0]]  # per open group: [atoms so far, atoms of the last item]
+    depth = deepest = 0
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            if i <= n and pattern[i - 1] in "pPNxuUg" and i < n and pattern[i] == "{":
+                i = pattern.find("}", i) + 1 or n  # \p{Name}, \x{41}, \g{1}: one atom
+            stack[-1][0] += 1
+            stack[-1][1] = 1
+            continue
+        if char == "[":
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            if i < n and pattern[i] == "]":
+                i += 1
+            while i < n and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+            stack[-1][0] += 1
+            stack[-1][1] = 1
+            i += 1
+            continue
+        if char == "(":
+            stack.append([0, 0])
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")" and len(stack) > 1:
+            inner = stack.pop()[0]
+            depth -= 1
+            stack[-1][0] += inner
+            stack[-1][1] = inner
+        elif char == "{" and (count := _COUNT.match(pattern, i)) is not None:
+            times = max(int(count.group(1) or 0), int(count.group(2) or 0), 1)
+            last = stack[-1][1]
+            stack[-1][0] += last * (times - 1)
+            stack[-1][1] = last * times
+            i = count.end()
+            continue
+        elif char not in "|*+?":
+            stack[-1][0] += 1
+            stack[-1][1] = 1
+        i += 1
+    return sum(level[0] for level in stack), deepest
 
 
 class CM:
@@ -86,10 +163,7 @@ class CM:
         low, high = body.get("min-digits"), body.get("max-digits")
         if low is not None and high is not None and low > high:
             raise ApiError(Problem.UNPROCESSABLE, "min-digits is larger than max-digits.", pointer="/min-digits")
-        try:
-            regex.compile(body.get("regex") or "[0-9]*")
-        except regex.error as exc:
-            raise ApiError(Problem.UNPROCESSABLE, f"The regex does not compile: {exc}", pointer="/regex") from exc
+        compile_pattern(body.get("regex") or DEFAULT_PATTERN)
         return [({**body, "caller": caller, "callee": callee}, select(callee)) for callee in callees]
 
     def place(self, body: Body, scenario: Scenario) -> Body:
@@ -165,7 +239,7 @@ class DtmfCollection:
         self.high = body.get("max-digits")
         self.max_attempts = body.get("max-attempts") or DEFAULT_ATTEMPTS
         self.timeout = (body.get("timeout") or 5000) / 1000
-        self.pattern = regex.compile(body.get("regex") or "[0-9]*")
+        self.pattern = compile_pattern(body.get("regex") or DEFAULT_PATTERN)
         self.attempts = 0
         self.input = ""
         self.last_input = ""
