@@ -27,6 +27,7 @@ from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.responses import Response
 
 from verifymock import jsonio
@@ -147,6 +148,8 @@ def as_api_error(exc: Exception) -> ApiError:
         if problem is Problem.UNAUTHENTICATED:
             return ApiError(problem, "The required authentication headers were either invalid or not included.")
         return ApiError(problem, str(exc.detail or exc.title))
+    if isinstance(exc, MultiPartException):  # a form over starlette's limits (1,000 fields, say)
+        return ApiError(Problem.INVALID_PARAMETER, f"The form body cannot be read: {exc.message}")
     log.error("unhandled error", exc_info=exc)
     return ApiError(Problem.INTERNAL, "An unexpected error occurred in the mock.")
 

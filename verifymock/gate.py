@@ -36,7 +36,8 @@ def render_error(mock: Mock, scope: Scope, error: ApiError) -> tuple[int, dict[s
     status, body = renderer_for(vendor)(error)
     headers = dict(error.headers)
     if error.problem is Problem.METHOD_NOT_ALLOWED:
-        headers["Allow"] = ", ".join(mock.allowed_methods(scope.get("path", "")))
+        allowed = mock.allowed_methods(scope.get("path", ""))
+        headers["Allow"] = ", ".join(allowed) if allowed else headers.get("Allow", "")  # (the event stream's own)
     if status >= 500:
         headers.setdefault("x-should-retry", "false")  # the Telnyx SDKs retry 5xx unless told not to
     if mounted and operation and mock.config.self_check and error.problem is not Problem.INTERNAL:
@@ -74,17 +75,19 @@ class Gate:
             await serve_page(scope, send)
             return
         scope.setdefault("extensions", {})  # shared with connexion's routing layer, which records the operation
-        if any(name == b"content-type" and not value.strip() for name, value in scope["headers"]):
-            # TeleSign's SDK signs GETs with an empty Content-Type; connexion cannot parse one, and it means none
-            scope["headers"] = [(n, v) for n, v in scope["headers"] if not (n == b"content-type" and not v.strip())]
+        media_type = headers.get("content-type")
+        if media_type is not None and (not media_type.strip() or media_type != media_type.lower()):
+            scope["headers"] = _plain_content_type(scope["headers"])
         context = self.mock.begin_request(headers)
         if scope["method"] not in SAFE_METHODS:
             self.mock.changed()
         raw = b""
         error = self._refuse_early(scope, headers)
         if error is None and scope["path"] == EVENTS_PATH:
-            await serve_events(self.mock.changes, receive, send)
-            return
+            if scope["method"] == "GET":
+                await serve_events(self.mock.changes, receive, send)
+                return
+            error = ApiError(Problem.METHOD_NOT_ALLOWED, "The event stream is read with GET.", headers={"Allow": "GET"})
         if error is None:
             raw, error = await self._read_body(receive, config.max_body_bytes)
             context.raw_body = raw  # signature checks need the exact bytes
@@ -273,6 +276,22 @@ class Gate:
             raw_headers.append((b"connection", b"close"))  # the rest of the body is not read
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _plain_content_type(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """TeleSign's SDK signs GETs with an empty Content-Type, which connexion cannot parse and which means none: it
+    is dropped. A media type is case-insensitive (RFC 9110), but connexion matches `application/json` as written
+    and hands a handler raw bytes for `Application/JSON`: it is lower-cased (its parameters are left as sent).
+    Signatures are checked over the gate's own copy of the headers, as received."""
+    plain = []
+    for name, value in raw:
+        if name == b"content-type":
+            if not value.strip():
+                continue
+            media, semicolon, parameters = value.partition(b";")
+            value = media.lower() + semicolon + parameters
+        plain.append((name, value))
+    return plain
 
 
 async def _no_body() -> Message:

@@ -24,6 +24,7 @@ TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
 }
+_FILES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
 PING_SECONDS = 15.0  # a comment line keeps proxies from closing an idle stream
 COALESCE_SECONDS = 0.1  # changes within this window become one event
 
@@ -61,8 +62,9 @@ def is_page(path: str) -> bool:
 async def serve_page(scope: Scope, send: Send) -> None:
     """index.html for /_mock/ui, else the named file from the package's ui folder; nothing outside it."""
     name = scope["path"][len(PAGE_PREFIX) :].strip("/") or "index.html"
-    path = (STATIC / name).resolve()
-    if scope["method"] not in ("GET", "HEAD") or path.parent != STATIC.resolve() or not path.is_file():
+    # looked up among the files shipped, never on the file system: a NUL or a 300-character name is just not one
+    path = STATIC / name if name in _FILES else None
+    if scope["method"] not in ("GET", "HEAD") or path is None:
         body = jsonio.dumps({"status": 404, "title": "Not Found", "detail": "There is no such page file."})
         await _respond(send, 404, "application/json", body)
         return

@@ -34,6 +34,7 @@ LOOKUP_WINDOW = 12 * 3600.0  # clock seconds a transaction can be looked up
 PROMPT_WAIT = 5.0  # seconds of silence after a prompt
 PLAYBACK = 12.0  # seconds the code message plays before the call ends
 NONCE_LENGTHS = range(8, 129)
+MAX_NONCES = 100_000  # nonces remembered at once, each for the date tolerance
 
 STATUS = {
     100: "Call answered",
@@ -148,12 +149,13 @@ class TeleSign:
             raise _unauthorized(-30007, "A Date or x-ts-date header is required.")
         try:
             sent = parsedate_to_datetime(date)
-        except (TypeError, ValueError) as exc:
+            if sent.tzinfo is None:
+                raise _unauthorized(-30009, f"The date {date!r} has no time zone.")
+            sent_at = sent.timestamp()
+        except (TypeError, ValueError, OverflowError) as exc:  # an absurd zone offset overflows
             raise _unauthorized(-30009, f"The date {date!r} is not in RFC 822 format.") from exc
-        if sent.tzinfo is None:
-            raise _unauthorized(-30009, f"The date {date!r} has no time zone.")
         tolerance = self.mock.config.telesign_date_tolerance
-        if abs(time.time() - sent.timestamp()) > tolerance:  # real time: it is the client's clock being checked
+        if abs(time.time() - sent_at) > tolerance:  # real time: it is the client's clock being checked
             raise _unauthorized(-30010, f"The date is more than {tolerance:g} seconds from the server's time.")
         auth_method = headers.get("x-ts-auth-method", "")
         if auth_method != "HMAC-SHA256":
@@ -179,9 +181,15 @@ class TeleSign:
 
     def _remember_nonce(self, nonce: str, window: float) -> None:
         now = time.time()
-        for old in [n for n, seen in self._nonces.items() if now - seen > window]:
-            del self._nonces[old]
-        if nonce in self._nonces:
+        # oldest first (a dict keeps insertion order): forgetting stops at the first nonce still in the window, and
+        # past MAX_NONCES the oldest go even inside it, so a flood of fresh nonces costs bounded memory and time
+        nonces = self._nonces
+        while nonces:
+            oldest = next(iter(nonces))
+            if now - nonces[oldest] <= window and len(nonces) < MAX_NONCES:
+                break
+            del nonces[oldest]
+        if nonce in nonces:
             raise _unauthorized(-30012, "This nonce was already used.")
         self._nonces[nonce] = now
 

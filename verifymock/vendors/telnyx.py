@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,12 @@ CALLER_ID = "+13125550000"
 DTMF_ATTEMPTS = 3
 DTMF_WAIT = 10.0  # seconds of silence after the prompt before the verification expires
 CODE_PLAYBACK = 12.0  # seconds the code message plays before a call verification hangs up
+# Telnyx's schema bounds neither. Real codes are 4 to 10 digits, and an SMS carries at most 1,600 characters (ten
+# segments); anything longer would only make every message the mock keeps cost more memory.
+CODE_LENGTHS = range(4, 11)
+TEMPLATE_CHARACTERS = 1600
+_DIGITS = re.compile(r"[0-9]{1,32}")
+_EXTENSION = re.compile(r"[0-9A-D*#wW]*")
 
 # The fixed DTMF-confirm prompt (seed 000), by the profile's language; others fall back to English.
 DTMF_PROMPTS = {
@@ -128,6 +135,9 @@ class Telnyx:
         return profile
 
     def _apply_profile_fields(self, profile: Body, body: Body) -> None:
+        for channel in CHANNELS:  # checked before anything changes, so a refused update leaves the profile as it was
+            if isinstance(body.get(channel), dict):
+                _check_code_length(channel, body[channel])
         for key in (
             "name",
             "language",
@@ -178,6 +188,7 @@ class Telnyx:
     # -- message templates ---------------------------------------------------------------------------------------
 
     def create_template(self, text: str) -> Body:
+        _check_template(text)
         template = {"id": new_id(), "text": text}
         self.templates[template["id"]] = template
         self.mock.touch(template["id"])
@@ -187,6 +198,7 @@ class Telnyx:
         template = self.templates.get(template_id)
         if template is None:
             raise ApiError(Problem.NOT_FOUND, f"Message template {template_id} was not found.")
+        _check_template(text)
         template["text"] = text
         self.mock.touch(template_id)
         return template
@@ -207,7 +219,18 @@ class Telnyx:
             self._refuse_overlapping_dtmf(phone)
         timeout_key = "default_timeout_secs" if channel == "dtmf_confirm" else "default_verification_timeout_secs"
         timeout = int(body.get("timeout_secs") or settings.get(timeout_key, 300))
-        custom_code = body.get("custom_code")
+        custom_code = (
+            None if channel == "flashcall" else body.get("custom_code")
+        )  # a flash call's code is its caller id
+        if custom_code is not None and not _DIGITS.fullmatch(custom_code):
+            raise ApiError(Problem.UNPROCESSABLE, "custom_code must be 1 to 32 digits (0-9).", pointer="/custom_code")
+        extension = body.get("extension")
+        if extension is not None and not _EXTENSION.fullmatch(extension):
+            raise ApiError(
+                Problem.UNPROCESSABLE,
+                "extension may hold only the digits 0-9, A-D, * and #, and the pauses w and W.",
+                pointer="/extension",
+            )
         caller_id = CALLER_ID
         if channel == "dtmf_confirm":
             code = None  # the keypress is the confirmation
@@ -326,7 +349,10 @@ class Telnyx:
             raise ApiError(Problem.MISSING_PARAMETER, "The 'code' parameter is required.", pointer="/code")
         if verification.status == "pending" and self.mock.clock.now() >= verification.expires_at:
             self._set_status(verification, "expired")
-        accepted = verification.status == "pending" and secrets.compare_digest(code, verification.code or "")
+        accepted = verification.status == "pending" and secrets.compare_digest(
+            code.encode(),
+            (verification.code or "").encode(),  # bytes: compare_digest refuses non-ASCII text
+        )
         if accepted:
             self._set_status(verification, "accepted")
         return self._code_response(verification, accepted)
@@ -375,6 +401,26 @@ class Telnyx:
             data=data,
             subject=verification.id,
             breakage=scenario.webhooks,
+        )
+
+
+def _check_code_length(channel: str, settings: Body) -> None:
+    length = settings.get("code_length")
+    if length is not None and length not in CODE_LENGTHS:
+        raise ApiError(
+            Problem.UNPROCESSABLE,
+            f"code_length must be from {CODE_LENGTHS.start} to {CODE_LENGTHS.stop - 1} digits; {length} is not.",
+            pointer=f"/{channel}/code_length",
+        )
+
+
+def _check_template(text: str) -> None:
+    if len(text) > TEMPLATE_CHARACTERS:
+        raise ApiError(
+            Problem.UNPROCESSABLE,
+            f"A template's text is at most {TEMPLATE_CHARACTERS} characters (an SMS of ten segments); "
+            f"this one has {len(text)}.",
+            pointer="/text",
         )
 
 
