@@ -9,6 +9,7 @@ from verifymock.errors import ApiError, Problem
 from verifymock.reply import Reply
 
 Body = dict[str, Any]
+JOURNAL_PAGE = 1000  # entries a journal read returns unless it asks for another limit
 
 
 def get_health() -> Body:
@@ -21,10 +22,16 @@ def reset_mock() -> Reply:
 
 
 def list_journal(
-    operation_id: str | None = None, vendor: str | None = None, phone_number: str | None = None, limit: int = 0
+    operation_id: str | None = None,
+    vendor: str | None = None,
+    phone_number: str | None = None,
+    limit: int = JOURNAL_PAGE,
+    before: int | None = None,
 ) -> Body:
-    entries = engine().journal.find(operation_id=operation_id, vendor=vendor, phone_number=phone_number)
-    return {"data": [e.to_json() for e in entries[-limit:]]}
+    entries = engine().journal.find(
+        operation_id=operation_id, vendor=vendor, phone_number=phone_number, limit=limit, before=before
+    )
+    return {"data": [e.to_json() for e in entries]}
 
 
 def list_specs() -> Body:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from tests.helpers import LOCAL
 from verifymock.app import create_app
 from verifymock.config import Config
 from verifymock.server import Running, serve_in_thread
@@ -14,7 +15,7 @@ from verifymock.server import Running, serve_in_thread
 @pytest.fixture
 def client() -> Iterator[TestClient]:
     """The bundled mock, in process."""
-    with TestClient(create_app(Config()), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(Config()), base_url=LOCAL, raise_server_exceptions=False) as test_client:
         yield test_client
 
 

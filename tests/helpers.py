@@ -18,6 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
 TELNYX_AUTH = {"Authorization": "Bearer test-key"}
+LOCAL = "http://127.0.0.1"  # the in-process client's base URL: without a token the control API answers only loopback
 PROFILE_ID = "12ade33a-21c0-473b-b055-b3c836e1c292"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from verifymock import __version__
 from verifymock.config import DEFAULT_RETAIN, MIB, Config
 from verifymock.errors import ConfigError, ConfigErrors
-from verifymock.journal import DEFAULT_SIZE
+from verifymock.journal import DEFAULT_BYTES, DEFAULT_SIZE
 
 
 def _folder(value: str) -> Path:
@@ -128,6 +128,20 @@ def parser() -> argparse.ArgumentParser:
         help=f"requests kept in the journal (default {DEFAULT_SIZE}); the oldest are dropped",
     )
     serve.add_argument(
+        "--journal-bytes",
+        type=int,
+        default=DEFAULT_BYTES,
+        metavar="N",
+        help=f"bytes of bodies and headers the journal may hold (default {DEFAULT_BYTES // MIB} MiB); the oldest "
+        "entries are dropped",
+    )
+    serve.add_argument(
+        "--journal-credentials",
+        action="store_true",
+        help="keep credentials (Authorization, X-CM-PRODUCTTOKEN) in the journal as sent; by default only their "
+        "scheme is kept",
+    )
+    serve.add_argument(
         "--retain",
         type=int,
         default=DEFAULT_RETAIN,
@@ -185,7 +199,9 @@ def config_from(args: argparse.Namespace) -> Config:
         fast_path=not args.no_fast_path,
         max_body_bytes=args.max_body_bytes,
         journal_size=args.journal_size,
+        journal_bytes=args.journal_bytes,
         retain=args.retain,
+        journal_credentials=args.journal_credentials,
         control_token=args.control_token,
         api_keys=args.api_keys,
         access_log=not args.quiet,

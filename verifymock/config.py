@@ -8,7 +8,7 @@ from pathlib import Path
 
 from verifymock.clock import parse_mode
 from verifymock.errors import ConfigError
-from verifymock.journal import DEFAULT_SIZE
+from verifymock.journal import DEFAULT_BYTES, DEFAULT_SIZE
 from verifymock.paths import bundled
 from verifymock.store import check_store_spec
 
@@ -29,10 +29,12 @@ class Config:
     max_body_bytes: int = MIB
     max_header_bytes: int = 64 * 1024
     journal_size: int = DEFAULT_SIZE
+    journal_bytes: int = DEFAULT_BYTES  # what the journal's bodies and headers may hold together
     retain: int = DEFAULT_RETAIN  # records of each kind kept (calls, verifications, ...); the oldest go first
     control_token: str | None = None
     api_keys: list[str] = field(default_factory=list)  # empty: any bearer key is accepted
     access_log: bool = True
+    journal_credentials: bool = False  # keep Authorization and product tokens in the journal as sent
     log_format: str = "text"  # text or json: one line per request either way
     watch: bool = False  # reload edited specs, handlers and scenarios without a restart
     # hosts webhooks and callbacks may go to; None: any (loopback only when the server is bound beyond loopback)

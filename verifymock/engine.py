@@ -109,7 +109,7 @@ def mount(config: Config, paths: list[Path], fresh: bool = False) -> tuple[list[
 class Mock:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.journal = Journal(config.journal_size)
+        self.journal = Journal(config.journal_size, config.journal_bytes)
         self.clock = Clock(config.clock)
         self.scenarios = Scenarios(load_scenarios(config.scenario_dirs()))
         self.phones = Phones(self.clock)

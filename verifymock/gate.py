@@ -10,10 +10,12 @@ import hmac
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifymock import jsonio
+from verifymock.config import is_loopback
 from verifymock.engine import Mock
 from verifymock.errors import ApiError, Problem
 from verifymock.fastpath import FastPath, Route
@@ -195,7 +197,7 @@ class Gate:
             operation.operation_id if operation else None,
             mounted.vendor if mounted else None,
             status,
-            tuple(headers.items()),
+            tuple(headers.items()) if self.mock.config.journal_credentials else redacted(headers),
             # copies of exactly their size: orjson's output keeps its whole working buffer (about 4 KiB), and a
             # slice of a whole bytes object is that object, which made 10,000 entries hold 40 MB
             memoryview(raw)[: JOURNAL_BODY_LIMIT + 1].tobytes(),
@@ -239,6 +241,10 @@ class Gate:
             given = headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {config.control_token}".encode()):
                 return ApiError(Problem.UNAUTHENTICATED, "The control API requires `Authorization: Bearer <token>`.")
+        elif is_control(path):
+            refusal = foreign(headers)
+            if refusal is not None:
+                return ApiError(Problem.FORBIDDEN, refusal)
         allowed = self.mock.concrete_paths.get(path)
         if allowed is not None and scope["method"] not in allowed:
             return ApiError(
@@ -296,6 +302,44 @@ def _plain_content_type(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
 
 async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def foreign(headers: dict[str, str]) -> str | None:
+    """Why a control request without a token is refused, if it is. Without a token the control API trusts being
+    reachable only from this machine, which a web page can get around: after DNS rebinding its requests carry the
+    attacker's Host, and a cross-site form or fetch carries a foreign Origin. Neither is this machine's."""
+    host = headers.get("host", "")
+    if host and not _is_loopback_authority(host):  # (a browser always sends one; an HTTP/1.0 client may not)
+        return f"Host {host!r} is not this machine: without --control-token the control API answers only loopback."
+    origin = headers.get("origin")
+    if origin is not None and not _is_loopback_authority(urlsplit(origin).netloc if "://" in origin else ""):
+        return f"Origin {origin!r} is not this machine: the control API refuses cross-site requests."
+    return None
+
+
+def _is_loopback_authority(authority: str) -> bool:
+    """`localhost`, `127.0.0.1:4010`, `[::1]:4010` and the like."""
+    try:
+        name = urlsplit(f"//{authority}").hostname or ""
+    except ValueError:
+        return False
+    return name == "localhost" or name.endswith(".localhost") or (name != "" and is_loopback(name))
+
+
+_CREDENTIALS = ("authorization", "x-cm-producttoken")
+
+
+def redacted(headers: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The headers as the journal keeps them: credentials reduced to their scheme (a Telnyx key, a TeleSign
+    customer's key in Basic, a CM product token would otherwise sit in clear for anyone reading the journal)."""
+    if not any(name in headers for name in _CREDENTIALS):
+        return tuple(headers.items())
+    return tuple((k, _redact(v) if k in _CREDENTIALS else v) for k, v in headers.items())
+
+
+def _redact(value: str) -> str:
+    scheme, space, _ = value.strip().partition(" ")
+    return f"{scheme} [redacted]" if space else "[redacted]"
 
 
 def is_control(path: str) -> bool:

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 from verifymock import jsonio
 
 DEFAULT_SIZE = 10_000
+DEFAULT_BYTES = 64 * 1024 * 1024  # what all entries may hold together (bodies and headers)
+ENTRY_OVERHEAD = 256  # bytes an entry costs beyond its bodies and headers, roughly
 JOURNAL_BODY_LIMIT = 64 * 1024  # bytes of each body kept: a full journal of 1 MiB bodies would hold gigabytes
 _DIGITS = re.compile(r"\D")
 _PHONE_LIKE = re.compile(r"\+?\d[\d() .-]{4,}\d")
@@ -89,15 +91,30 @@ class Journal:
     Building an `Entry` and formatting its time are left to whoever reads it: together they cost 3.5 µs a request,
     a sixteenth of a GET under load."""
 
-    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, size: int = DEFAULT_SIZE, max_bytes: int = DEFAULT_BYTES) -> None:
         self.size = size
-        self._entries: deque[tuple[Any, ...]] = deque(maxlen=size)
+        self.max_bytes = max_bytes
+        self._entries: deque[tuple[Any, ...]] = deque()
+        self._weights: deque[int] = deque()  # bytes each entry holds, beside it
+        self._bytes = 0
         self._ids = itertools.count(1)
         self.unsaved: list[Entry] | None = None  # entries a durable store has yet to write; None: nothing kept
 
     def restore(self, entries: list[Entry]) -> None:
-        self._entries.extend(map(_row, entries))
+        for row in map(_row, entries):
+            self._keep(row)
         self._ids = itertools.count((entries[-1].id + 1) if entries else 1)
+
+    def _keep(self, row: tuple[Any, ...]) -> None:
+        """Append, then drop the oldest while there are more than `size` entries or they hold more than `max_bytes`
+        (each entry may hold 64 KiB of each body and the headers: by count alone, 10,000 of them could be 2 GB)."""
+        weight = ENTRY_OVERHEAD + len(row[9]) + len(row[10]) + sum(len(k) + len(v) for k, v in row[8])
+        self._entries.append(row)
+        self._weights.append(weight)
+        self._bytes += weight
+        while self._entries and (len(self._entries) > self.size or self._bytes > self.max_bytes):
+            self._entries.popleft()
+            self._bytes -= self._weights.popleft()
 
     def take_unsaved(self) -> list[Entry]:
         entries, self.unsaved = self.unsaved or [], ([] if self.unsaved is not None else None)
@@ -124,12 +141,14 @@ class Journal:
             next(self._ids), at, method, path, query, operation_id, vendor, status,
             request_headers, request_raw, response_raw, duration_ms, touched,
         )  # fmt: skip
-        self._entries.append(row)
+        self._keep(row)
         if self.unsaved is not None:
             self.unsaved.append(_entry(row))
 
     def clear(self) -> None:
         self._entries.clear()
+        self._weights.clear()
+        self._bytes = 0
         if self.unsaved is not None:
             self.unsaved.clear()
 
@@ -140,13 +159,27 @@ class Journal:
         return map(_entry, self._entries)
 
     def find(
-        self, *, operation_id: str | None = None, vendor: str | None = None, phone_number: str | None = None
+        self,
+        *,
+        operation_id: str | None = None,
+        vendor: str | None = None,
+        phone_number: str | None = None,
+        limit: int | None = None,
+        before: int | None = None,
     ) -> list[Entry]:
+        """The newest `limit` matching entries older than entry `before`, oldest first. Read from the newest end,
+        so a page costs what it holds, not what the journal holds."""
         digits = _DIGITS.sub("", phone_number) if phone_number else ""
-        return [
-            e
-            for e in self
-            if (operation_id is None or e.operation_id == operation_id)
-            and (vendor is None or e.vendor == vendor)
-            and (not digits or e.mentions_number(digits))
-        ]
+        found: list[Entry] = []
+        for row in reversed(self._entries):
+            if limit is not None and len(found) >= limit:
+                break
+            if (before is not None and row[0] >= before) or (operation_id is not None and row[5] != operation_id):
+                continue
+            if vendor is not None and row[6] != vendor:
+                continue
+            entry = _entry(row)
+            if not digits or entry.mentions_number(digits):
+                found.append(entry)
+        found.reverse()
+        return found

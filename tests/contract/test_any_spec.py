@@ -11,7 +11,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from starlette.testclient import TestClient
 
-from tests.helpers import write_spec
+from tests.helpers import LOCAL, write_spec
 from verifymock.app import create_app
 from verifymock.config import Config
 from verifymock.errors import ConfigErrors
@@ -99,7 +99,7 @@ def oracle_accepts(doc: dict[str, Any], method: str, path: str, response: Any) -
 @pytest.fixture
 def widgets(user_specs: Path) -> TestClient:
     write_spec(user_specs, "widgets", WIDGETS_31)
-    return TestClient(create_app(Config(specs=[user_specs])))
+    return TestClient(create_app(Config(specs=[user_specs])), base_url=LOCAL)
 
 
 def test_any_spec_answers_every_operation_from_its_schema(widgets: TestClient) -> None:
@@ -144,7 +144,7 @@ def test_any_spec_that_30_cannot_express_fails_at_start_up(user_specs: Path) -> 
 
 def test_any_spec_replaces_a_bundled_one_of_the_same_name(user_specs: Path) -> None:
     write_spec(user_specs, "telnyx_verify", WIDGETS_31)
-    with TestClient(create_app(Config(specs=[user_specs]))) as client:
+    with TestClient(create_app(Config(specs=[user_specs])), base_url=LOCAL) as client:
         assert client.get("/widgets/v1/widgets").status_code == 200
         assert client.post("/v2/verifications/call", json={}).status_code == 404
 
@@ -159,7 +159,7 @@ def test_any_spec_nonconforming_handler_is_a_500_naming_the_pointer(
         "def list_widgets():\n    return {'items': [{'id': 'nope', 'sku': 'AB-12', 'weight': 1}] * 2, 'next': None}\n"
     )
     with (
-        TestClient(create_app(Config(specs=[user_specs], handlers=[handlers]))) as client,
+        TestClient(create_app(Config(specs=[user_specs], handlers=[handlers])), base_url=LOCAL) as client,
         caplog.at_level(logging.ERROR, logger="verifymock"),
     ):
         response = client.get("/widgets/v1/widgets")
@@ -169,7 +169,9 @@ def test_any_spec_nonconforming_handler_is_a_500_naming_the_pointer(
         "/items/0/id" in record.getMessage() and "listWidgets" in record.getMessage() for record in caplog.records
     )
 
-    with TestClient(create_app(Config(specs=[user_specs], handlers=[handlers], self_check=False))) as client:
+    with TestClient(
+        create_app(Config(specs=[user_specs], handlers=[handlers], self_check=False)), base_url=LOCAL
+    ) as client:
         assert client.get("/widgets/v1/widgets").status_code == 200
 
 
@@ -200,11 +202,11 @@ def test_any_spec_30_documents_are_served_too(user_specs: Path) -> None:
         },
     }
     write_spec(user_specs, "old", doc)
-    with TestClient(create_app(Config(specs=[user_specs]))) as client:
+    with TestClient(create_app(Config(specs=[user_specs])), base_url=LOCAL) as client:
         response = client.get("/old/thing")
     assert response.status_code == 200
     assert len(response.json()["name"]) >= 2
     journal_op = "get_thing"
-    with TestClient(create_app(Config(specs=[user_specs]))) as client:
+    with TestClient(create_app(Config(specs=[user_specs])), base_url=LOCAL) as client:
         client.get("/old/thing")
         assert client.get("/_mock/journal").json()["data"][0]["operation_id"] == journal_op

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from tests.helpers import PROFILE_ID, TELNYX_AUTH, make_profile
+from tests.helpers import LOCAL, PROFILE_ID, TELNYX_AUTH, make_profile
 from verifymock.app import create_app
 from verifymock.config import Config
 
@@ -66,7 +66,7 @@ def test_control_reset_clears_the_journal(client: TestClient) -> None:
 
 
 def test_control_journal_is_bounded_dropping_the_oldest() -> None:
-    with TestClient(create_app(Config(journal_size=3))) as client:
+    with TestClient(create_app(Config(journal_size=3)), base_url=LOCAL) as client:
         for _ in range(5):
             client.get("/_mock/health")
         entries = client.get("/_mock/journal").json()["data"]
@@ -75,7 +75,7 @@ def test_control_journal_is_bounded_dropping_the_oldest() -> None:
 
 
 def test_control_token_guards_the_control_api_only() -> None:
-    with TestClient(create_app(Config(control_token="s3cret"))) as client:
+    with TestClient(create_app(Config(control_token="s3cret")), base_url=LOCAL) as client:
         refused = client.get("/_mock/health")
         assert refused.status_code == 401
         assert refused.json()["status"] == 401
@@ -85,7 +85,7 @@ def test_control_token_guards_the_control_api_only() -> None:
 
 
 def test_control_api_keys_limit_telnyx_credentials() -> None:
-    with TestClient(create_app(Config(api_keys=["KEY1"]))) as client:
+    with TestClient(create_app(Config(api_keys=["KEY1"])), base_url=LOCAL) as client:
         assert client.get("/v2/verify_profiles", headers=TELNYX_AUTH).status_code == 401
         assert client.get("/v2/verify_profiles", headers={"Authorization": "Bearer KEY1"}).status_code == 200
 
@@ -107,7 +107,7 @@ def _dtmf(client: TestClient, number: str, headers: dict[str, str] | None = None
 
 
 def test_control_clock_reads_and_advances() -> None:
-    with TestClient(create_app(Config(clock="manual"))) as client:
+    with TestClient(create_app(Config(clock="manual")), base_url=LOCAL) as client:
         assert client.get("/_mock/clock").json() == {"now": "2026-01-01T00:00:00Z", "mode": "manual"}
         advanced = client.post("/_mock/clock/advance", json={"seconds": 86400 * 3}).json()
         assert advanced == {"now": "2026-01-04T00:00:00Z", "mode": "manual", "timers_run": 0}
@@ -116,7 +116,7 @@ def test_control_clock_reads_and_advances() -> None:
 
 def test_control_scenario_header_and_bindings_choose_the_callee() -> None:
     number = "+13035550100"
-    with TestClient(create_app(Config(clock="manual"))) as client:
+    with TestClient(create_app(Config(clock="manual")), base_url=LOCAL) as client:
         _dtmf(client, number, {"X-Mock-Scenario": "calls/busy"})
         client.post("/_mock/clock/advance", json={"seconds": 5})
         assert client.get(f"/_mock/handsets/{number}").json()["calls"][0]["state"] == "busy"
@@ -140,7 +140,7 @@ def test_control_scenario_header_and_bindings_choose_the_callee() -> None:
 
 def test_control_handset_refuses_actions_that_do_not_fit_the_call() -> None:
     number = "+13035550101"
-    with TestClient(create_app(Config(clock="manual"))) as client:
+    with TestClient(create_app(Config(clock="manual")), base_url=LOCAL) as client:
         assert client.post(f"/_mock/handsets/{number}/answer").status_code == 404
         _dtmf(client, number, {"X-Mock-Scenario": "interactive"})
         assert client.post(f"/_mock/handsets/{number}/press", json={"digits": "1"}).status_code == 409
@@ -153,7 +153,7 @@ def test_control_handset_refuses_actions_that_do_not_fit_the_call() -> None:
 
 def test_control_reset_forgets_state_and_pending_timers() -> None:
     number = "+13035550102"
-    with TestClient(create_app(Config(clock="manual"))) as client:
+    with TestClient(create_app(Config(clock="manual")), base_url=LOCAL) as client:
         verification = _dtmf(client, number).json()["data"]
         client.put(f"/_mock/bindings/{number}", json={"scenario": "calls/busy"})
         assert client.post("/_mock/reset").status_code == 204

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import PROFILE_BODY, TELNYX_AUTH
+from tests.helpers import LOCAL, PROFILE_BODY, TELNYX_AUTH
 from verifymock.app import create_app
 from verifymock.config import Config
 
@@ -54,8 +54,8 @@ def pair() -> Iterator[Pair]:
     with ExitStack() as stack:
         fast_app = create_app(Config(clock="manual", access_log=False))
         full_app = create_app(Config(clock="manual", access_log=False, fast_path=False))
-        fast = stack.enter_context(TestClient(fast_app, raise_server_exceptions=False))
-        full = stack.enter_context(TestClient(full_app, raise_server_exceptions=False))
+        fast = stack.enter_context(TestClient(fast_app, base_url=LOCAL, raise_server_exceptions=False))
+        full = stack.enter_context(TestClient(full_app, base_url=LOCAL, raise_server_exceptions=False))
         yield Pair(fast, full, fast_app)
 
 

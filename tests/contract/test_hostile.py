@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import TELNYX_AUTH, make_profile
+from tests.helpers import LOCAL, TELNYX_AUTH, make_profile
+from verifymock.app import create_app
+from verifymock.config import Config
 from verifymock.vendors.telesign import DEFAULT_API_KEY, DEFAULT_CUSTOMER_ID
 
 JSON = {"content-type": "application/json"}
@@ -231,3 +233,65 @@ def test_hostile_form_value_that_is_not_utf8_is_refused(client: TestClient) -> N
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == -10001
+
+
+# -- M8: without a token the control API is this machine's alone, and the journal keeps no secrets ------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "attacker.example"},
+        {"Host": "127.0.0.1.nip.example:4010"},
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Host": "localhost:4010", "Origin": "https://evil.example:4010"},
+    ],
+)
+def test_hostile_foreign_host_or_origin_cannot_use_the_control_api(client: TestClient, headers: dict[str, str]) -> None:
+    profile_id = make_profile(client)
+    reset = client.post("/_mock/reset", content=b"x", headers={**headers, "content-type": "text/plain"})
+    assert reset.status_code == 403
+    assert reset.json()["status"] == 403
+    assert client.get("/_mock/journal", headers=headers).status_code == 403
+    assert client.get(f"/v2/verify_profiles/{profile_id}", headers=TELNYX_AUTH).status_code == 200  # still there
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "localhost:4010"},
+        {"Host": "[::1]:4010"},
+        {"Host": "127.0.0.2"},
+        {"Host": "127.0.0.1:4010", "Origin": "http://127.0.0.1:4010"},
+        {"Host": "localhost", "Origin": "http://localhost:5173"},
+    ],
+)
+def test_hostile_loopback_host_and_origin_use_the_control_api(client: TestClient, headers: dict[str, str]) -> None:
+    assert client.get("/_mock/health", headers=headers).status_code == 200
+
+
+def test_hostile_control_token_answers_any_host() -> None:
+    with TestClient(create_app(Config(control_token="s3cret")), base_url="http://mock.internal") as client:
+        answer = client.get("/_mock/health", headers={"Authorization": "Bearer s3cret", "Origin": "http://qa.example"})
+        assert answer.status_code == 200
+
+
+def test_hostile_journal_redacts_credentials(client: TestClient) -> None:
+    client.get("/v2/verify_profiles", headers={"Authorization": "Bearer SECRET-KEY"})
+    client.post("/v1/verify/call", data={"phone_number": "15555550100"}, headers=TELESIGN_BASIC)
+    client.post("/voiceapi/v2/DTMF", json=CM_BODY, headers=CM_TOKEN)
+    journal = client.get("/_mock/journal").json()["data"]
+    headers = [entry["request"]["headers"] for entry in journal]
+    assert headers[0]["authorization"] == "Bearer [redacted]"
+    assert headers[1]["authorization"] == "Basic [redacted]"
+    assert headers[2]["x-cm-producttoken"] == "[redacted]"
+    assert "SECRET" not in client.get("/_mock/journal").text
+    assert DEFAULT_API_KEY not in client.get("/_mock/journal").text
+
+
+def test_hostile_journal_keeps_credentials_when_asked() -> None:
+    with TestClient(create_app(Config(journal_credentials=True)), base_url=LOCAL) as client:
+        client.get("/v2/verify_profiles", headers={"Authorization": "Bearer SECRET-KEY"})
+        entry = client.get("/_mock/journal").json()["data"][0]
+        assert entry["request"]["headers"]["authorization"] == "Bearer SECRET-KEY"

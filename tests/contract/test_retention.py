@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from tests.helpers import TELNYX_AUTH, make_profile
+from tests.helpers import LOCAL, TELNYX_AUTH, make_profile
 from verifymock.app import create_app
 from verifymock.clock import COMPACT_AT, Clock
 from verifymock.config import Config
@@ -12,7 +12,7 @@ from verifymock.config import Config
 
 def test_retention_drops_the_oldest_verifications_and_calls_with_their_timers() -> None:
     app = create_app(Config(clock="manual", retain=3))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         profile_id = make_profile(client)
         ids = []
         for i in range(5):
@@ -44,7 +44,7 @@ class _Silent:
 
 def test_retention_ends_a_dropped_live_call_so_its_dtmf_confirmation_does_not_stay_pending() -> None:
     app = create_app(Config(clock="manual", retain=2))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         profile_id = make_profile(client)
         body = {"phone_number": "+13035550001", "verify_profile_id": profile_id}
         dropped = client.post("/v2/verifications/dtmf_confirm", json=body, headers=TELNYX_AUTH).json()["data"]["id"]
@@ -77,7 +77,7 @@ def test_journal_does_not_hold_the_serializers_buffers() -> None:
     from verifymock import jsonio
 
     app = create_app(Config(clock="manual"))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         tracemalloc.start()
         try:
             for _ in range(200):
@@ -96,7 +96,7 @@ def test_journal_entries_are_left_out_of_the_cyclic_collectors_walks() -> None:
     import gc
 
     app = create_app(Config(clock="manual"))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         for _ in range(20):
             response = client.post("/v2/verify_profiles", json={"name": "a"}, headers={**TELNYX_AUTH, "X-Trace": "a"})
             assert response.status_code == 200

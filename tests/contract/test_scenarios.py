@@ -16,7 +16,7 @@ import yaml
 from openapi_core import OpenAPI
 from starlette.testclient import TestClient
 
-from tests.helpers import PROFILE_BODY, SPECS, TELNYX_AUTH
+from tests.helpers import LOCAL, PROFILE_BODY, SPECS, TELNYX_AUTH
 from tests.oracle import assert_journal_conforms, assert_webhooks_conform
 from tests.receiver import Receiver, webhook_receiver
 from verifymock.app import create_app
@@ -106,7 +106,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run() -> Iterator[Run]:
-    with webhook_receiver() as receiver, TestClient(create_app(Config(clock="manual"))) as client:
+    with webhook_receiver() as receiver, TestClient(create_app(Config(clock="manual")), base_url=LOCAL) as client:
         yield _run_all(client, receiver)
 
 

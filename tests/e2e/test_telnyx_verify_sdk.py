@@ -310,7 +310,9 @@ def test_telnyx_dtmf_timeout_takes_no_wall_time(sdk: telnyx.Telnyx, control: htt
     advance(control, 10)
     elapsed_ms = (time.perf_counter() - started) * 1000
     assert sdk.verifications.retrieve(verification["id"]).data.status == "expired"  # type: ignore[union-attr]
-    assert elapsed_ms < 50, f"crossing the 10 s timeout took {elapsed_ms:.1f} ms of wall time"
+    # the claim is that the manual clock does not sleep through the 10 s, not how fast the machine is (a 50 ms bound
+    # failed on a busy CI core at 51.8 ms): a tenth of the timeout still proves no wall time was waited
+    assert elapsed_ms < 1000, f"crossing the 10 s timeout took {elapsed_ms:.1f} ms of wall time"
 
 
 # -- webhooks -------------------------------------------------------------------------------------------------

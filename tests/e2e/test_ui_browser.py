@@ -140,3 +140,50 @@ def test_ui_asks_for_the_control_token_and_then_works(page: Page, tmp_path: Path
         expect(page.locator("#clock-mode")).to_have_text("manual")
         expect(page.locator("#token-form")).to_be_hidden()
         assert re.match(r"\d{4}-", page.locator("#clock-now").inner_text())
+
+
+def test_ui_fits_a_narrow_window_and_says_one_call(
+    browser: Browser, mock_server: Running, control: httpx.Client
+) -> None:
+    context = browser.new_context(viewport={"width": 400, "height": 800})
+    page = context.new_page()
+    try:
+        number = "+13125550188"
+        control.put(f"/bindings/{number}", json={"scenario": "interactive"})
+        control.post("/clock/advance", json={"seconds": 1})
+        sdk = telnyx.Telnyx(api_key="KEY-test", base_url=f"{mock_server.url}/v2", max_retries=0)
+        profile = sdk.verify_profiles.create(name="Acme", call={"app_name": "Acme"}).data
+        assert profile is not None
+        sdk.verifications.trigger_call(phone_number=number, verify_profile_id=profile.id)
+        page.goto(f"{mock_server.url}/_mock/ui")
+        entry = page.locator(".number", has_text=number)
+        expect(entry).to_contain_text("1 call · 0 messages")
+        entry.click()
+        summary = next(s["summary"] for s in control.get("/scenarios").json()["data"] if s["id"] == "interactive")
+        expect(page.locator("#scenario-description")).to_have_text(summary)
+        expect(page.locator("#current-call")).not_to_contain_text("null")
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than a 400 px window"
+        screenshot(page, "04-narrow")
+    finally:
+        context.close()
+
+
+def test_ui_journal_pages_back_instead_of_reading_it_whole(
+    page: Page, mock_server: Running, control: httpx.Client
+) -> None:
+    for i in range(60):
+        control.put(f"/bindings/+131255502{i:02d}", json={"scenario": "interactive"})
+    reads: list[str] = []
+    page.on("request", lambda request: reads.append(request.url) if "/_mock/journal" in request.url else None)
+    page.goto(f"{mock_server.url}/_mock/ui")
+    page.get_by_label("Show").select_option("50")
+    rows = page.locator("#journal-rows tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("+13125550259")
+    page.get_by_role("button", name="Older").click()
+    expect(rows).to_have_count(11)  # the reset and the first ten bindings
+    expect(rows.last).to_contain_text("/_mock/reset")
+    page.get_by_role("button", name="Newest").click()
+    expect(rows.first).to_contain_text("+13125550259")
+    assert reads and all("limit=" in url for url in reads)

@@ -3,7 +3,15 @@
 "use strict";
 
 const UI_HEADERS = { "x-verifymock-ui": "1" };
-const state = { selected: null, scenarios: [], bindings: {}, handsets: [], watched: new Set() };
+const state = {
+  selected: null,
+  scenarios: [],
+  bindings: {},
+  handsets: [],
+  watched: new Set(),
+  journalBefore: null, // null: the newest page, which follows changes; else the id the shown page is older than
+  journalOldest: null,
+};
 let refreshing = null;
 let again = false;
 
@@ -21,6 +29,10 @@ function el(tag, attrs = {}, ...children) {
     if (child !== undefined && child !== null) node.append(child instanceof Node ? child : String(child));
   }
   return node;
+}
+
+function count(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function headers(extra = {}) {
@@ -107,6 +119,7 @@ async function load() {
   const filters = new FormData($("journal-filters"));
   const query = new URLSearchParams();
   for (const [key, value] of filters.entries()) if (value) query.set(key, value);
+  if (state.journalBefore !== null) query.set("before", String(state.journalBefore));
   const [clock, handsets, bindings, webhooks, journal] = await Promise.all([
     api("/clock"),
     api("/handsets"),
@@ -165,7 +178,7 @@ function showNumbers() {
           },
           el("span", { class: "phone" }, handset.phone_number),
           call ? el("span", { class: `badge state-${call.state}` }, call.state.replace("_", " ")) : null,
-          el("span", { class: "counts" }, `${handset.calls.length} calls · ${handset.messages.length} messages`),
+          el("span", { class: "counts" }, `${count(handset.calls.length, "call")} · ${count(handset.messages.length, "message")}`),
         ),
       );
     }),
@@ -187,7 +200,7 @@ function showHandset() {
   );
   select.value = bound;
   const description = state.scenarios.find((s) => s.id === bound);
-  $("scenario-description").textContent = description ? description.description || "" : "";
+  $("scenario-description").textContent = description ? description.summary || "" : "";
 
   const call = liveCall(handset);
   const current = $("current-call");
@@ -195,7 +208,7 @@ function showHandset() {
     current.replaceChildren(
       el("p", {}, el("span", { class: `badge state-${call.state}`, id: "call-state" }, call.state.replace("_", " ")),
         ` ${call.vendor} ${call.kind} call from ${call.caller_id}`),
-      call.prompts.length ? el("blockquote", { class: "prompt" }, call.prompts[call.prompts.length - 1]) : null,
+      ...(call.prompts.length ? [el("blockquote", { class: "prompt" }, call.prompts[call.prompts.length - 1])] : []),
       el("p", {}, "Digits pressed: ", el("output", { id: "call-digits" }, call.digits || "none")),
     );
   } else {
@@ -264,6 +277,9 @@ function showWebhooks(deliveries) {
 }
 
 function showJournal(entries) {
+  state.journalOldest = entries.length ? entries[0].id : null;
+  $("journal-older").disabled = entries.length < Number(new FormData($("journal-filters")).get("limit"));
+  $("journal-newest").disabled = state.journalBefore === null;
   $("journal-rows").replaceChildren(
     ...[...entries].reverse().map((e) =>
       el(
@@ -348,7 +364,18 @@ function wire() {
     $("watch-number").value = "";
     refresh();
   });
-  $("journal-filters").addEventListener("input", () => refresh());
+  $("journal-filters").addEventListener("input", () => {
+    state.journalBefore = null;
+    refresh();
+  });
+  $("journal-older").addEventListener("click", () => {
+    state.journalBefore = state.journalOldest;
+    refresh();
+  });
+  $("journal-newest").addEventListener("click", () => {
+    state.journalBefore = null;
+    refresh();
+  });
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem("verifymock-token", $("token").value);
