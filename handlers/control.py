@@ -48,6 +48,7 @@ def get_clock() -> Body:
 
 
 async def advance_clock(body: Body) -> Body:
+    engine().webhooks.watch()  # the advance answers once the webhooks its timers caused were attempted
     ran = await engine().clock.advance(float(body["seconds"]))
     return _clock(timers_run=ran)
 
@@ -63,6 +64,7 @@ def get_handset(phone_number: str) -> Body:
 
 async def _act(phone_number: str, action: str, *args: str) -> Body:
     phones = engine().phones
+    engine().webhooks.watch()
     call = phones.current_call(phone_number)
     getattr(phones, action)(call, *args)
     await engine().webhooks.settle()  # what the action caused has been attempted when this answers

@@ -8,6 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+HANG_SECONDS = 30.0
+HUGE_BYTES = 2 * 1024 * 1024 * 1024
+
 
 @dataclass
 class Received:
@@ -22,6 +25,9 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     # statuses to answer with, by path, consumed in order (then 200)
     script: dict[str, list[int]] = field(default_factory=dict)
+
+    # set when the receiver stops: a request to /hang... waits for it (or HANG_SECONDS) before answering
+    released: threading.Event = field(default_factory=threading.Event)
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
@@ -40,6 +46,20 @@ def webhook_receiver() -> Iterator[Receiver]:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
             receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            if self.path.startswith("/hang"):  # never answers, as a receiver that is stuck
+                receiver.released.wait(HANG_SECONDS)
+                return
+            if self.path.startswith("/huge"):  # answers 200 with a body that does not end
+                self.send_response(200)
+                self.send_header("content-length", str(HUGE_BYTES))
+                self.end_headers()
+                chunk = b"x" * 1024 * 1024
+                try:
+                    for _ in range(HUGE_BYTES // len(chunk)):
+                        self.wfile.write(chunk)
+                except OSError:  # the mock hung up, as it should once it has the status
+                    pass
+                return
             statuses = receiver.script.get(self.path) or []
             status = statuses.pop(0) if statuses else 200
             self.send_response(status)
@@ -56,5 +76,6 @@ def webhook_receiver() -> Iterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.released.set()
         server.shutdown()
         server.server_close()

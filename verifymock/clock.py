@@ -18,12 +18,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from verifymock.errors import ConfigError
+from verifymock.errors import ApiError, ConfigError, Problem
 
 log = logging.getLogger("verifymock.clock")
 
 # Manual clocks start here, so test output does not depend on the day the test ran.
 MANUAL_EPOCH = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+# The latest a clock may be moved to: timestamps are written as ISO 8601 dates, which end with year 9999, and a
+# year is left for the timers a request may still set (a toll-free review takes days, a lookup window 12 hours).
+LAST_INSTANT = datetime(9998, 12, 31, tzinfo=UTC).timestamp()
+MAX_SCALE = 1_000_000.0  # at most this much faster than real time: at that rate the clock nears LAST_INSTANT in 3 days
 COMPACT_AT = 1000  # cancelled timers in the heap before it is worth rebuilding
 
 
@@ -54,9 +58,14 @@ def parse_mode(text: str) -> tuple[str, float]:
     if text in ("real", "manual"):
         return text, 1.0
     match = re.fullmatch(r"scaled:(\d+(?:\.\d+)?)", text)
-    if match and float(match.group(1)) > 0:
+    if match and 0 < float(match.group(1)) <= MAX_SCALE:
         return "scaled", float(match.group(1))
-    raise ConfigError("--clock", text, "is not a clock mode", "use real, manual or scaled:N (e.g. scaled:60)")
+    raise ConfigError(
+        "--clock",
+        text,
+        "is not a clock mode",
+        f"use real, manual or scaled:N with 0 < N <= {MAX_SCALE:,.0f} (e.g. scaled:60)",
+    )
 
 
 class Clock:
@@ -70,6 +79,7 @@ class Clock:
         self.cancelled = 0  # cancelled timers still in the heap; dropped when they are most of it
         self._seq = itertools.count()
         self._wakeup: asyncio.Event | None = None
+        self.advancing = False  # an `advance` is running (a reset waits for it too)
         # awaited after each timer during `advance`: the engine lets the webhooks a timer caused be attempted
         self.settle: Callable[[], Awaitable[None]] | None = None
         # called after timers ran outside a request (real and scaled clocks): the engine saves its state
@@ -145,12 +155,26 @@ class Clock:
 
     async def advance(self, seconds: float) -> int:
         """Move the clock forward, running each timer at its own due time, and letting what each one caused
-        (webhook attempts, which may schedule retries inside the window) finish before the next. Returns how many
-        timers ran."""
+        (webhook attempts, which may schedule retries inside the window) finish before the next.
+        Returns how many timers ran. One advance at a time: a second while one runs is refused (409), as it would
+        otherwise move the clock under the first."""
         target = self.now() + seconds
+        if target > LAST_INSTANT:
+            raise ApiError(
+                Problem.INVALID_PARAMETER,
+                f"The clock cannot go past {datetime.fromtimestamp(LAST_INSTANT, UTC).isoformat()}.",
+                pointer="/seconds",
+            )
+        if self.advancing:
+            raise ApiError(Problem.CONFLICT, "The clock is already being advanced; wait for that advance to answer.")
+        self.advancing = True
+        try:
+            return await self._advance(target)
+        finally:
+            self.advancing = False
+
+    async def _advance(self, target: float) -> int:
         ran = 0
-        if self.settle is not None:
-            await self.settle()
         while self._timers and self._timers[0][0] <= target:
             timer = heapq.heappop(self._timers)[2]
             if timer.cancelled:
@@ -160,6 +184,8 @@ class Clock:
                 self._offset += timer.due - self.now()
             self._run(timer)
             ran += 1
+            # one timer's webhooks at a time, as a receiver would see them from the vendor (hundreds at once
+            # overflowed a small receiver's backlog); each attempt is bounded by its deadline
             if self.settle is not None:
                 await self.settle()
         if target > self.now():

@@ -12,7 +12,7 @@ from typing import Any
 from verifymock.calls import Phones
 from verifymock.clock import Clock
 from verifymock.config import Config
-from verifymock.errors import ConfigError, ConfigErrors
+from verifymock.errors import ApiError, ConfigError, ConfigErrors, Problem
 from verifymock.faults import Faults, delay, error_for
 from verifymock.journal import Journal
 from verifymock.paths import bundled
@@ -154,9 +154,10 @@ class Mock:
             if call.live:  # ended as failed, so what waits on it (a DTMF confirmation, say) is not left pending
                 self.phones.finish(call, "failed")
             _cancel(call)
-        for queue in (self.phones.messages, self.webhooks.deliveries):
-            while len(queue) > limit:
-                _cancel(queue.popleft())
+        while len(self.phones.messages) > limit:
+            self.phones.messages.popleft()
+        while len(self.webhooks.deliveries) > limit:
+            self.webhooks.drop(self.webhooks.deliveries.popleft())
         for records in (self.telnyx.verifications, self.telesign.transactions, self.tollfree.requests):
             while len(records) > limit:
                 _cancel(records.pop(next(iter(records))))
@@ -277,6 +278,8 @@ class Mock:
         _current.set(self)
 
     def reset(self) -> None:
+        if self.clock.advancing:  # it would go on moving the clock and running timers after the reset
+            raise ApiError(Problem.CONFLICT, "The clock is being advanced; reset once that advance has answered.")
         self.journal.clear()
         self.clock.clear()
         self.phones.clear()

@@ -1,7 +1,9 @@
 """Outgoing webhooks: signed, sent with httpx, failed over, retried on the clock, every attempt recorded.
 
 Sending never blocks the request that caused it: each round of attempts is a task on the event loop. `settle`
-waits for the rounds under way, which is how advancing the clock answers only after its webhooks were tried.
+waits for the rounds the current request started (since it called `watch`), which is how a handset action or a
+clock advance answers only after its own webhooks were tried, and never waits on someone else's slow receiver.
+Each attempt has a total deadline, and a receiver's answer is judged by its status alone: its body is never read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -21,13 +24,16 @@ import httpx
 from nacl.signing import SigningKey
 
 from verifymock import jsonio
-from verifymock.clock import Clock
+from verifymock.clock import Clock, Timer
 
 log = logging.getLogger("verifymock.webhooks")
 
 # Clock seconds to wait before each further round (primary, then failover) after a failed one.
 RETRY_DELAYS = (5.0, 30.0, 120.0)
 ATTEMPT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+ATTEMPT_DEADLINE = 5.0  # real seconds an attempt may take in all: a receiver dripping bytes cannot hold it longer
+
+_caused: ContextVar[set[asyncio.Task[None]] | None] = ContextVar("verifymock_webhook_rounds", default=None)
 
 
 class TelnyxSigner:
@@ -115,6 +121,8 @@ class Delivery:
     rounds: int = 0
     state: str = "pending"
     in_flight: bool = False  # a round of attempts is under way (a restart starts it again)
+    timer: Timer | None = None  # the held first round or the next retry, cancelled if the delivery is dropped
+    dropped: bool = False  # let go of by --retain: no further round starts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -183,7 +191,9 @@ class Webhooks:
         ):
             hold += OUT_OF_ORDER_HOLD
         if hold:
-            self.clock.call_later(hold, lambda: self._start_round(delivery), f"webhook {delivery.id} held")
+            delivery.timer = self.clock.call_later(
+                hold, lambda: self._start_round(delivery), f"webhook {delivery.id} held"
+            )
         else:
             self._start_round(delivery)
         return delivery
@@ -209,16 +219,37 @@ class Webhooks:
             breakage=breakage,
         )
 
+    def watch(self) -> None:
+        """From here on, the rounds this request starts (directly, or through the timers it runs) are the ones its
+        `settle` waits for."""
+        _caused.set(set())
+
     async def settle(self) -> None:
-        """Wait until every round of attempts under way has finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until the rounds this request started since `watch` have finished; every round under way if it
+        did not watch (shutting down)."""
+        caused = _caused.get()
+        rounds = self._tasks if caused is None else caused
+        while waiting := [task for task in rounds if not task.done()]:
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    def drop(self, delivery: Delivery) -> None:
+        """Let go of a delivery (retention): its held round or next retry is cancelled, and no round starts again."""
+        delivery.dropped = True
+        if delivery.timer is not None:
+            delivery.timer.cancel()
+            delivery.timer = None
 
     def _start_round(self, delivery: Delivery) -> None:
+        delivery.timer = None
+        if delivery.dropped:
+            return
         delivery.in_flight = True
         task = asyncio.get_running_loop().create_task(self._rounded(delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        caused = _caused.get()
+        if caused is not None:
+            caused.add(task)
 
     def _refusal(self, url: str) -> str | None:
         """Why a URL may not be called, if it may not: the mock must not become a way into internal services."""
@@ -238,15 +269,19 @@ class Webhooks:
                 self.persist()
 
     async def _round(self, delivery: Delivery) -> None:
+        failover = delivery.failover_url
+        if failover is not None and self._refusal(failover) is not None:
+            failover = None
         refusal = self._refusal(delivery.url)
         if refusal is not None:
-            at = self.clock.now_datetime().isoformat()
-            delivery.attempts.append(Attempt(len(delivery.attempts) + 1, delivery.url, at, None, refusal, False))
-            delivery.state = "refused"
-            return
+            if delivery.rounds == 0:  # said once; the rounds go on to an allowed failover
+                at = self.clock.now_datetime().isoformat()
+                delivery.attempts.append(Attempt(len(delivery.attempts) + 1, delivery.url, at, None, refusal, False))
+            if failover is None:
+                delivery.state = "refused"
+                return
         delivery.rounds += 1
-        failover = delivery.failover_url
-        targets = [delivery.url] + ([failover] if failover and self._refusal(failover) is None else [])
+        targets = ([] if refusal is not None else [delivery.url]) + ([failover] if failover else [])
         async with httpx.AsyncClient(timeout=ATTEMPT_TIMEOUT, follow_redirects=False) as client:
             for url in targets:
                 if await self._attempt(client, delivery, url):
@@ -254,9 +289,13 @@ class Webhooks:
                     if delivery.breakage.duplicate:  # the same event again, as a receiver must tolerate
                         await self._attempt(client, delivery, url, repeat=True)
                     return
+        if delivery.dropped:
+            return
         if delivery.rounds <= len(RETRY_DELAYS):
             delay = RETRY_DELAYS[delivery.rounds - 1]
-            self.clock.call_later(delay, lambda: self._start_round(delivery), f"webhook {delivery.id} retry")
+            delivery.timer = self.clock.call_later(
+                delay, lambda: self._start_round(delivery), f"webhook {delivery.id} retry"
+            )
         else:
             delivery.state = "failed"
 
@@ -269,10 +308,17 @@ class Webhooks:
             return False
         headers = delivery.headers_for(body, delivery.breakage.bad_signature)
         try:
-            response = await client.post(url, content=body, headers=headers)
+            async with asyncio.timeout(ATTEMPT_DEADLINE):
+                # streamed and closed unread: only the status counts, so a receiver's endless body costs nothing
+                async with client.stream("POST", url, content=body, headers=headers) as response:
+                    status = response.status_code
+        except TimeoutError:
+            error = f"no answer within {ATTEMPT_DEADLINE:g} s"
+            delivery.attempts.append(Attempt(number, url, at, None, error, False))
+            return False
         except httpx.HTTPError as exc:
             delivery.attempts.append(Attempt(number, url, at, None, f"{type(exc).__name__}: {exc}", False))
             return False
-        ok = 200 <= response.status_code < 300
-        delivery.attempts.append(Attempt(number, url, at, response.status_code, None, ok))
+        ok = 200 <= status < 300
+        delivery.attempts.append(Attempt(number, url, at, status, None, ok))
         return ok

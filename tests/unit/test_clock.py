@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from verifymock.clock import MANUAL_EPOCH, Clock, parse_mode
-from verifymock.errors import ConfigError
+from verifymock.clock import LAST_INSTANT, MANUAL_EPOCH, Clock, parse_mode
+from verifymock.errors import ApiError, ConfigError
 
 
 def test_clock_manual_stands_still_until_advanced() -> None:
@@ -46,8 +46,40 @@ def test_clock_advance_lets_each_timer_settle_before_the_next() -> None:
     clock.settle = settle
     clock.call_later(1, lambda: order.append("a"))
     clock.call_later(2, lambda: order.append("b"))
+    clock.call_later(2, lambda: order.append("b2"))
     asyncio.run(clock.advance(5))
-    assert order == ["settled", "a", "settled", "b", "settled"]
+    # what each timer caused is settled before the next runs; nothing is awaited before the first
+    assert order == ["a", "settled", "b", "settled", "b2", "settled"]
+
+
+def test_clock_refuses_a_second_advance_while_one_runs() -> None:
+    async def scenario() -> tuple[int, str]:
+        clock = Clock("manual")
+        release = asyncio.Event()
+
+        async def settle() -> None:
+            await release.wait()
+
+        clock.settle = settle
+        clock.call_later(1, lambda: None)
+        first = asyncio.create_task(clock.advance(6))
+        await asyncio.sleep(0)
+        with pytest.raises(ApiError) as refused:
+            await clock.advance(100)
+        release.set()
+        await first
+        return round(clock.now() - MANUAL_EPOCH), refused.value.problem.value
+
+    assert asyncio.run(scenario()) == (6, "conflict")
+
+
+def test_clock_refuses_to_pass_what_a_date_can_hold() -> None:
+    clock = Clock("manual")
+    with pytest.raises(ApiError, match="cannot go past"):
+        asyncio.run(clock.advance(LAST_INSTANT - clock.now() + 1))
+    assert clock.now() == MANUAL_EPOCH
+    asyncio.run(clock.advance(LAST_INSTANT - clock.now()))
+    assert clock.now_datetime().year == 9998
 
 
 def test_clock_scaled_runs_timers_in_the_background() -> None:
@@ -65,7 +97,7 @@ def test_clock_scaled_runs_timers_in_the_background() -> None:
     assert asyncio.run(scenario()) == 1000
 
 
-@pytest.mark.parametrize("text", ["fast", "scaled:", "scaled:0", "scaled:-2", "manual:2"])
+@pytest.mark.parametrize("text", ["fast", "scaled:", "scaled:0", "scaled:-2", "manual:2", "scaled:99999999999"])
 def test_clock_refuses_unknown_modes(text: str) -> None:
     with pytest.raises(ConfigError, match="scaled:N"):
         parse_mode(text)
