@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -22,11 +23,18 @@ LOCAL = "http://127.0.0.1"  # the in-process client's base URL: without a token 
 PROFILE_ID = "12ade33a-21c0-473b-b055-b3c836e1c292"
 
 
+REQUIRE_SEEDS = "VERIFYMOCK_REQUIRE_SEEDS"  # set (as .ci/run does) to fail, not skip, without the seeds
+
+
 def seed_spec(number: str) -> str:
-    """The OpenAPI document embedded in one of the vendor seed documents beside the repository."""
+    """The OpenAPI document embedded in one of the vendor seed documents beside the repository. A clone elsewhere
+    has none: the tests that need one skip, saying so, unless REQUIRE_SEEDS is set."""
     candidates = sorted((REPO.parent / "shared" / "seeds").glob(f"{number}_*.txt"))
     if not candidates:
-        pytest.fail(f"seed {number} not found: these tests read ../shared/seeds/ beside the checkout")
+        reason = f"seed {number} not found: these tests read ../shared/seeds/ beside the checkout"
+        if os.environ.get(REQUIRE_SEEDS):
+            pytest.fail(f"{reason} ({REQUIRE_SEEDS} is set)")
+        pytest.skip(reason)
     text = candidates[0].read_text(encoding="utf-8")
     start = text.index("````yaml")
     start = text.index("\n", start) + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +67,42 @@ class Config:
         return None if is_loopback(self.host) else LOOPBACK_HOSTS
 
     def check(self) -> None:
+        """Every flag that can be wrong on its own, before anything starts: a ConfigError naming the first."""
         parse_mode(self.clock)
         check_store_spec(self.state)
+        for flag, value, least in (
+            ("--port", self.port, 0),
+            ("--retain", self.retain, 1),
+            ("--journal-size", self.journal_size, 0),
+            ("--journal-bytes", self.journal_bytes, 0),
+            ("--max-body-bytes", self.max_body_bytes, 1),
+        ):
+            if value < least:
+                raise ConfigError(flag, str(value), f"must be at least {least}", f"pass a number from {least} up")
+        if self.port > 65535:
+            raise ConfigError("--port", str(self.port), "is not a TCP port", "pass 0 to 65535 (0 picks a free one)")
+        if not 0 <= self.telesign_date_tolerance < 10**9:
+            raise ConfigError(
+                "--telesign-date-tolerance",
+                f"{self.telesign_date_tolerance:g}",
+                "is out of range",
+                "pass seconds, e.g. 900",
+            )
+        if self.telnyx_signing_key is not None and len(_base64(self.telnyx_signing_key) or b"") != 32:
+            raise ConfigError(
+                "--telnyx-signing-key",
+                self.telnyx_signing_key,
+                "is not the base64 of a 32-byte Ed25519 seed",
+                'make one with: python -c "import base64,os;print(base64.b64encode(os.urandom(32)).decode())"',
+            )
+        for customer_id, key in self.telesign_customers.items():
+            if not _base64(key):
+                raise ConfigError(
+                    "--telesign-customer",
+                    f"{customer_id}:{key}",
+                    "has an API key that is not base64 (TeleSign's SDK decodes it to sign requests)",
+                    "pass the key as TeleSign issues it, base64",
+                )
         if not is_loopback(self.host) and not self.control_token:
             raise ConfigError(
                 "--host",
@@ -78,6 +114,13 @@ class Config:
             for folder in folders:
                 if not folder.is_dir():
                     raise ConfigError(flag, str(folder), "is not a directory", "pass an existing folder")
+
+
+def _base64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -132,7 +132,17 @@ class Mock:
         self.clock.persist = self.webhooks.persist = self.persist
         if self.store.durable:
             self.journal.unsaved = []
-            self.restored = self._restore()
+            try:
+                self.restored = self._restore()
+            except ConfigError:
+                raise
+            except Exception as exc:  # a damaged file: whatever sqlite or the unpickler says, one line names it
+                raise ConfigError(
+                    "--state",
+                    self.store.location,
+                    f"cannot be read ({type(exc).__name__}: {exc})",
+                    "start with a new file, or move the damaged one aside",
+                ) from exc
 
     # -- state -----------------------------------------------------------------------------------------------------
 
@@ -221,6 +231,7 @@ class Mock:
         for name, fields in state.items():
             for field_name, value in fields.items():
                 setattr(parts[name], field_name, value)
+        self.scenarios.prune()
         log.info("state restored from %s", self.store.location)
         return True
 
@@ -233,6 +244,7 @@ class Mock:
         bindings = self.scenarios.bindings
         self.scenarios = Scenarios(load_scenarios(self.config.scenario_dirs()))
         self.scenarios.bindings = bindings
+        self.scenarios.prune()
 
     def reload_specs(self) -> None:
         """Specs and handler modules read again. Raises ConfigErrors and changes nothing if one is broken."""

@@ -59,6 +59,9 @@ def error_for(status: int, code: str | None, detail: str | None, source: str) ->
     )
 
 
+MAX_FAULTS = 1000
+
+
 class Faults:
     STATE = ("active", "_ids")
 
@@ -70,6 +73,11 @@ class Faults:
         self.active.clear()
 
     def add(self, body: dict[str, Any]) -> Fault:
+        if len(self.active) >= MAX_FAULTS:  # every vendor request looks through them
+            raise ApiError(
+                Problem.UNPROCESSABLE,
+                f"{MAX_FAULTS} faults are in force already; delete some (DELETE /_mock/faults/{{id}}) or reset.",
+            )
         http = body.get("http") or {}
         fault = Fault(
             id=next(self._ids),

@@ -107,7 +107,9 @@ class Gate:
             nonlocal recorded
             recorded = True
             if not (quiet and UI_HEADER in headers):  # the page's own reads would bury everything else
-                self._journal(scope, headers, raw, status, b"".join(response_chunks), started, context.touched)
+                self._journal(
+                    scope, headers, raw, status, b"".join(response_chunks), started, context.touched, context.fault
+                )
             if not quiet:
                 self.mock.trim()
             self.mock.commit()
@@ -186,6 +188,7 @@ class Gate:
         response_body: bytes,
         started: float,
         touched: list[str],
+        dropped: str | None,
     ) -> None:
         routing = scope["extensions"].get("connexion_routing") or {}
         mounted, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
@@ -204,6 +207,7 @@ class Gate:
             memoryview(response_body)[: JOURNAL_BODY_LIMIT + 1].tobytes(),
             (time.perf_counter() - started) * 1000,
             tuple(touched),
+            dropped,
         )
 
     def _log(self, scope: Scope, operation_id: str | None, status: int, elapsed: float, scenario: str | None) -> None:
@@ -251,6 +255,14 @@ class Gate:
                 Problem.METHOD_NOT_ALLOWED,
                 "This method is not allowed on this URL.",
                 headers={"Allow": ", ".join(sorted(allowed))},
+            )
+        codings = [c.strip().lower() for c in headers.get("content-encoding", "").split(",")]
+        codings += [c.strip().lower() for c in headers.get("transfer-encoding", "").split(",")]
+        unsupported = sorted({c for c in codings if c not in ("", "identity", "chunked")})
+        if unsupported:  # the body would be read as if it were not encoded
+            return ApiError(
+                Problem.UNSUPPORTED_MEDIA_TYPE,
+                f"Encoding {', '.join(unsupported)} is not supported: send the body unencoded.",
             )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > config.max_body_bytes:

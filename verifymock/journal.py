@@ -35,6 +35,7 @@ class Entry(NamedTuple):
     response_raw: bytes
     duration_ms: float
     touched: tuple[str, ...] = ()
+    dropped: str | None = None  # a connection fault ate the answer: "close" (nothing sent) or "reset" (half sent)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,7 +48,7 @@ class Entry(NamedTuple):
             "vendor": self.vendor,
             "status_code": self.status,
             "request": {"headers": dict(self.request_headers), "body": self.request_body},
-            "response": {"body": decode_body(self.response_raw, "json")},
+            "response": {"body": decode_body(self.response_raw, "json"), "dropped": self.dropped},
             "duration_ms": round(self.duration_ms, 3),
             "touched": list(self.touched),
         }
@@ -134,12 +135,13 @@ class Journal:
         response_raw: bytes,
         duration_ms: float,
         touched: tuple[str, ...],
+        dropped: str | None = None,
     ) -> None:
         """Keep one exchange, numbered next; the fields are those of `Entry` after its id, in its order, but `at` is
         a Unix time."""
         row = (
             next(self._ids), at, method, path, query, operation_id, vendor, status,
-            request_headers, request_raw, response_raw, duration_ms, touched,
+            request_headers, request_raw, response_raw, duration_ms, touched, dropped,
         )  # fmt: skip
         self._keep(row)
         if self.unsaved is not None:

@@ -7,6 +7,7 @@ number in the request, then the built-in `default` (the callee answers after 2 s
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +25,8 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 HEADER = "x-mock-scenario"
+MAX_BINDINGS = 100_000  # numbers bound at once: each is kept, listed and saved
+log = logging.getLogger("verifymock.scenarios")
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,23 @@ class Scenarios:
                 f"There is no scenario {scenario_id!r}; GET /_mock/scenarios lists them.",
                 pointer="/scenario",
             )
+        if phone_number not in self.bindings and len(self.bindings) >= MAX_BINDINGS:
+            raise ApiError(
+                Problem.UNPROCESSABLE,
+                f"{MAX_BINDINGS} numbers are bound already; unbind some (DELETE /_mock/bindings/{{number}}) or reset.",
+            )
         self.bindings[phone_number] = scenario_id
+
+    def prune(self) -> list[str]:
+        """Drop the bindings whose scenario no longer exists (its file deleted under --watch, or a restart without
+        its folder); returns the numbers that lost theirs."""
+        gone = [number for number, scenario_id in self.bindings.items() if scenario_id not in self.all]
+        for number in gone:
+            log.warning(
+                "%s was bound to scenario %r, which no longer exists: binding dropped", number, self.bindings[number]
+            )
+            del self.bindings[number]
+        return gone
 
     def unbind(self, phone_number: str) -> bool:
         return self.bindings.pop(phone_number, None) is not None
@@ -268,8 +287,9 @@ class Scenarios:
         if header:
             return self.get(header)
         for number in phone_numbers:
-            if number in self.bindings:
-                return self.get(self.bindings[number])
+            bound = self.all.get(self.bindings.get(number, ""))
+            if bound is not None:  # (a binding whose scenario file is gone no longer applies)
+                return bound
         for number in phone_numbers:
             if number in self.by_number:
                 return self.by_number[number]

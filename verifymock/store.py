@@ -94,9 +94,9 @@ class SqliteStore:
                 CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, entry BLOB NOT NULL);
                 """
             )
+            self._check_version()
         except sqlite3.Error as exc:
             raise ConfigError("--state", self.location, f"cannot be opened: {exc}", "pass a writable file") from exc
-        self._check_version()
 
     def _check_version(self) -> None:
         found = dict(self._db.execute("SELECT key, value FROM meta").fetchall())

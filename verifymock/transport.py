@@ -77,11 +77,52 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+# uvicorn times out only idle keep-alive connections: a client that sends half a request's headers, or half its
+# body, held its connection (and a file descriptor) forever, and 20,000 of them stopped the server. A request must
+# now arrive whole within READ_TIMEOUT of its first byte (or of the connection, for the first), and connections
+# past MAX_CONNECTIONS are closed as they are accepted.
+READ_TIMEOUT = 15.0
+MAX_CONNECTIONS = 4096
+
+
 class CoalescingProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through a `CoalescingTransport`."""
+    """uvicorn's httptools protocol, writing through a `CoalescingTransport`, with a deadline on reading each
+    request and a bound on connections."""
+
+    _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        if len(self.connections) > MAX_CONNECTIONS:
+            self.transport.close()
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(READ_TIMEOUT, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 # How verifymock's uvicorn serves, apart from its app and lifetime: also what the load benchmark's bare-ASGI ceiling

@@ -7,6 +7,7 @@ connexion finds the operation, parses parameters and calls these validators; the
 from __future__ import annotations
 
 import codecs
+import re
 from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -42,6 +43,8 @@ def _is_ecma_regex(value: object) -> bool:
 
 
 _EMPTY: dict[str, Any] = {}
+_QUERY_NAME = re.compile(r"([^\[\]]+)(?:\[([^\[\]]+)\])?")  # name, or name[field] for a deepObject
+_INTEGER = re.compile(r"-?[0-9]+")
 # connexion keeps one schema object per operation for the life of the app; holding it here pins its id.
 _compiled: dict[int, tuple[dict[str, Any], Any]] = {}
 
@@ -208,20 +211,35 @@ class ParametersValidator(ParameterValidator):  # type: ignore[misc]
                     raise error
 
     def _refuse_malformed_query(self, request: Any) -> None:
-        """What connexion's parser silently drops: a nameless `=value`, and `page=3` for a deepObject parameter
-        or `page[]=3` (it must be sent as `page[number]=3`)."""
+        """What connexion's parser silently drops, merges or reads too kindly: a nameless `=value`; `page=3` for a
+        deepObject parameter, or `page[]=3`, `page[number]]=3`, `page[size][x]=5` (it must be sent as
+        `page[number]=3`); and integers written other than in ASCII digits (Python's `int` takes `1_000` and
+        other scripts' digits, which no vendor does)."""
         raw = request.scope.get("query_string", b"").decode("latin-1")
         if not raw:
             return
-        deep = {p["name"] for p in self.parameters.get("query", []) if p.get("style") == "deepObject"}
-        for name, _ in parse_qsl(raw, keep_blank_values=True):
+        params = {p["name"]: p for p in self.parameters.get("query", [])}
+        for name, value in parse_qsl(raw, keep_blank_values=True):
             if not name:
                 raise ApiError(Problem.INVALID_PARAMETER, "The query string has a value without a parameter name.")
-            base, bracket, rest = name.partition("[")
-            if base in deep and (not bracket or rest.startswith("]")):
+            shape = _QUERY_NAME.fullmatch(name)
+            base = shape.group(1) if shape else re.split(r"[\[\]]", name, maxsplit=1)[0]
+            param = params.get(base)
+            if param is None:
+                continue  # not this operation's: strict validation (when on) says so
+            deep = param.get("style") == "deepObject"
+            if shape is None or deep != (shape.group(2) is not None):
+                fix = f"send its fields as {base}[field]=value" if deep else f"send it as {base}=value"
+                raise ApiError(
+                    Problem.INVALID_PARAMETER, f"'{name}' is not a parameter name here: {fix}.", parameter=base
+                )
+            schema = param.get("schema") or {}
+            if deep:
+                schema = (schema.get("properties") or {}).get(shape.group(2)) or {}
+            if schema.get("type") == "integer" and not _INTEGER.fullmatch(value):
                 raise ApiError(
                     Problem.INVALID_PARAMETER,
-                    f"'{base}' is an object: send its fields as {base}[field]=value.",
+                    f"'{name}' must be an integer in digits 0-9, not {value!r}.",
                     parameter=base,
                 )
 

@@ -5,12 +5,14 @@ and what is stored stays readable."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from tests.helpers import LOCAL, TELNYX_AUTH, make_profile
+from verifymock import scenarios
 from verifymock.app import create_app
 from verifymock.config import Config
 from verifymock.vendors.telesign import DEFAULT_API_KEY, DEFAULT_CUSTOMER_ID
@@ -295,3 +297,86 @@ def test_hostile_journal_keeps_credentials_when_asked() -> None:
         client.get("/v2/verify_profiles", headers={"Authorization": "Bearer SECRET-KEY"})
         entry = client.get("/_mock/journal").json()["data"][0]
         assert entry["request"]["headers"]["authorization"] == "Bearer SECRET-KEY"
+
+
+# -- L13: what a vendor refuses, the mock refuses -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page[number]=\u0661",  # an Arabic-Indic digit one
+        "page[size]=\uff11",  # a fullwidth one
+        "page[number]=1_000",
+        "page[number]]=3",
+        "page]=1",
+        "page[size]=2&page[size][x]=5",
+    ],
+)
+def test_hostile_query_integers_and_object_keys_are_strict(client: TestClient, query: str) -> None:
+    response = client.get(f"/v2/verify_profiles?{query}", headers=TELNYX_AUTH)
+    assert telnyx_code(response) == (400, "10015")
+
+
+def test_hostile_tollfree_page_in_other_digits_is_refused(client: TestClient) -> None:
+    response = client.get("/v2/messaging_tollfree/verification/requests?page=\uff11&page_size=10", headers=TELNYX_AUTH)
+    assert telnyx_code(response)[0] == 400
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "gopher://127.0.0.1/"])
+def test_hostile_profile_webhook_url_must_be_http(client: TestClient, url: str) -> None:
+    response = client.post("/v2/verify_profiles", json={"name": "A", "webhook_url": url}, headers=TELNYX_AUTH)
+    assert telnyx_code(response) == (422, "10015")
+
+
+@pytest.mark.parametrize("timeout", [-5, 0, 10**9])
+def test_hostile_verification_timeout_out_of_range_is_refused(client: TestClient, timeout: int) -> None:
+    profile_id = make_profile(client)
+    body = {"phone_number": "+13035551297", "verify_profile_id": profile_id, "timeout_secs": timeout}
+    response = client.post("/v2/verifications/sms", json=body, headers=TELNYX_AUTH)
+    if timeout == 0:  # 0 means "the profile's default", as an absent value does
+        assert response.status_code == 200
+    else:
+        assert telnyx_code(response) == (422, "10015")
+
+
+@pytest.mark.parametrize("header", [("content-encoding", "gzip"), ("content-encoding", "br")])
+def test_hostile_content_encoding_is_unsupported(client: TestClient, header: tuple[str, str]) -> None:
+    response = client.post("/v2/verify_profiles", json={"name": "A"}, headers={**TELNYX_AUTH, header[0]: header[1]})
+    assert telnyx_code(response) == (415, "10014")
+    assert client.get("/v2/verify_profiles", headers=TELNYX_AUTH).json()["data"] == []
+
+
+def test_hostile_faults_are_bounded(client: TestClient) -> None:
+    for _ in range(1000):
+        assert client.post("/_mock/faults", json={"operation_id": "Nope"}).status_code == 201
+    refused = client.post("/_mock/faults", json={"operation_id": "Nope"})
+    assert refused.status_code == 422
+    assert "1000 faults" in refused.json()["detail"]
+
+
+def test_hostile_bindings_are_bounded(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scenarios, "MAX_BINDINGS", 3)
+    for number in ("+13035550001", "+13035550002", "+13035550003"):
+        assert client.put(f"/_mock/bindings/{number}", json={"scenario": "interactive"}).status_code == 200
+    assert client.put("/_mock/bindings/+13035550004", json={"scenario": "interactive"}).status_code == 422
+    assert client.put("/_mock/bindings/+13035550003", json={"scenario": "default"}).status_code == 200  # a rebind
+
+
+# -- L6: a binding does not outlive its scenario ----------------------------------------------------------------------
+
+
+def test_hostile_binding_of_a_deleted_scenario_is_dropped(tmp_path: Path) -> None:
+    folder = tmp_path / "scenarios"
+    (folder / "custom").mkdir(parents=True)
+    (folder / "custom" / "x.yaml").write_text("summary: mine\ncallee: {outcome: busy}\n")
+    app = create_app(Config(scenarios=[folder]))
+    with TestClient(app, base_url=LOCAL) as client:
+        assert client.put("/_mock/bindings/+13035558101", json={"scenario": "custom/x"}).status_code == 200
+        (folder / "custom" / "x.yaml").unlink()
+        app.mock.reload_scenarios()
+        assert client.get("/_mock/bindings").json()["data"] == []
+        profile_id = make_profile(client)
+        body = {"phone_number": "+13035558101", "verify_profile_id": profile_id}
+        sent = client.post("/v2/verifications/sms", json=body, headers=TELNYX_AUTH)
+        assert sent.status_code == 200, sent.text  # the default scenario, not a 400 about a header never sent

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import time
+import venv
 import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.helpers import PROFILE_BODY, REPO, TELNYX_AUTH, VERIFYMOCK, running, write_spec
+from tests.helpers import PROFILE_BODY, REPO, TELNYX_AUTH, VERIFYMOCK, free_port, running, write_spec
 
 
 def test_cli_serves_bundled_specs_and_logs_one_line_per_request(tmp_path: Path) -> None:
@@ -142,3 +146,93 @@ def test_cli_json_log_has_one_object_per_request(tmp_path: Path) -> None:
         "status": 200,
     }
     assert set(lines[-1]) == {"method", "path", "operation_id", "status", "ms", "scenario"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--retain", "-1"], "--retain"),
+        (["--retain", "0"], "--retain"),
+        (["--journal-size", "-1"], "--journal-size"),
+        (["--journal-bytes", "-5"], "--journal-bytes"),
+        (["--max-body-bytes", "0"], "--max-body-bytes"),
+        (["--telnyx-signing-key", "AAAA"], "--telnyx-signing-key"),
+        (["--telnyx-signing-key", "not base64!"], "--telnyx-signing-key"),
+        (["--telesign-customer", "CUST:notbase64!"], "--telesign-customer"),
+        (["--clock", "scaled:99999999999"], "--clock"),
+        (["--telesign-date-tolerance", "-1"], "--telesign-date-tolerance"),
+    ],
+)
+def test_cli_refuses_a_bad_flag_in_one_line(tmp_path: Path, flags: list[str], named: str) -> None:
+    result = subprocess.run(
+        [*VERIFYMOCK, "serve", "--port", "0", *flags], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["garbage", "journal rows"])
+def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: str) -> None:
+    db = tmp_path / "mock.db"
+    with running(["--state", f"sqlite:{db}", "--clock", "manual", "--quiet"], cwd=tmp_path) as (url, _):
+        assert httpx.put(f"{url}/_mock/bindings/+13125550100", json={"scenario": "interactive"}).status_code == 200
+    if damage == "garbage":
+        data = bytearray(db.read_bytes())
+        data[4096:8192] = os.urandom(4096)  # the pages after the header
+        db.write_bytes(bytes(data))
+    elif damage == "journal rows":
+        with sqlite3.connect(db) as connection:
+            connection.execute("UPDATE journal SET entry = x'00ff00ff'")
+    result = subprocess.run(
+        [*VERIFYMOCK, "serve", "--port", "0", "--state", f"sqlite:{db}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(db) in lines[0], result.stderr
+
+
+def test_cli_runs_with_only_its_declared_dependencies(tmp_path: Path) -> None:
+    """A plain `pip install` of the wheel, nothing else: every command but `fuzz` (which says to install the test
+    extra) must run on what pyproject.toml declares."""
+    wheels, fresh, elsewhere = tmp_path / "wheels", tmp_path / "venv", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(REPO)],
+        check=True,
+        timeout=300,
+    )
+    [wheel] = wheels.glob("verifymock-*.whl")
+    venv.EnvBuilder(with_pip=True).create(fresh)
+    python = str(fresh / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)], check=True, timeout=600
+    )
+    command = [str(fresh / "bin" / "verifymock")]
+    helped = subprocess.run([*command, "--help"], cwd=elsewhere, capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "serve" in helped.stdout, helped.stderr
+    validated = subprocess.run([*command, "validate"], cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    port = free_port()
+    server = subprocess.Popen(
+        [*command, "serve", "--port", str(port), "--quiet"], cwd=elsewhere, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/_mock/health", timeout=1).json() == {"status": "ok"}
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.communicate()[1]
+                assert time.monotonic() < deadline, "the installed server did not start"
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)

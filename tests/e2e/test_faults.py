@@ -108,6 +108,8 @@ def test_fault_connection_closed_without_a_response(client: httpx.Client, receiv
     faults = client.get("/_mock/faults").json()["data"]
     client.delete(f"/_mock/faults/{faults[0]['id']}")
     assert trigger(client, profile_id).status_code == 200
+    entries = client.get("/_mock/journal", params={"operation_id": "CreateVerificationSms"}).json()["data"]
+    assert [e["response"]["dropped"] for e in entries] == ["close", "close", None]  # not taken for answers
 
 
 def test_fault_connection_reset_mid_body(client: httpx.Client, receiver: Receiver) -> None:
@@ -116,6 +118,8 @@ def test_fault_connection_reset_mid_body(client: httpx.Client, receiver: Receive
         trigger(client, profile_id, "faults/reset")
     # the request was processed; only its answer was lost
     assert client.get(f"/v2/verifications/by_phone_number/{NUMBER}").json()["meta"]["total_results"] == 1
+    entry = client.get("/_mock/journal", params={"operation_id": "CreateVerificationSms"}).json()["data"][-1]
+    assert entry["response"]["dropped"] == "reset"
 
 
 # -- webhook faults -----------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import TELNYX_AUTH
+from verifymock import transport
+from verifymock.config import Config
 from verifymock.server import Running, serve_in_thread
 
 
@@ -69,3 +71,41 @@ def test_head_and_100_continue_are_not_held_back(server: Running) -> None:
         assert read_all(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 100")
         sock.sendall(body)
         assert b'"name":"held"' in read_all(sock, b'"held"')
+
+
+def test_transport_half_sent_request_is_closed_after_the_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "READ_TIMEOUT", 0.5)
+    with serve_in_thread(Config(port=0, access_log=False)) as running:
+        half_headers = exchange(running, b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        half_body = exchange(
+            running, b"POST /_mock/clock/advance HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"
+        )
+        silent = socket.create_connection((running.host, running.port), timeout=5)
+        started = time.monotonic()
+        for sock in (half_headers, half_body, silent):
+            assert sock.recv(1024) == b"", "a half-sent request was answered or kept open"
+            sock.close()
+        assert time.monotonic() - started < 4  # closed at the deadline, not at the client's 5 s timeout
+        # a whole request on a connection kept alive is not cut by the deadline of the one before
+        sock = exchange(running, b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_all(sock, b'"ok"}').startswith(b"HTTP/1.1 200")
+        time.sleep(0.7)
+        sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_all(sock, b'"ok"}').startswith(b"HTTP/1.1 200")
+        sock.close()
+
+
+def test_transport_connections_past_the_limit_are_closed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "MAX_CONNECTIONS", 4)
+    with serve_in_thread(Config(port=0, access_log=False)) as running:
+        held = [socket.create_connection((running.host, running.port), timeout=5) for _ in range(4)]
+        time.sleep(0.2)  # accepted by the server
+        extra = socket.create_connection((running.host, running.port), timeout=5)
+        assert extra.recv(1024) == b""
+        extra.close()
+        for sock in held:
+            sock.close()
+        time.sleep(0.2)
+        sock = exchange(running, b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_all(sock, b'"ok"}').startswith(b"HTTP/1.1 200")
+        sock.close()

@@ -9,7 +9,7 @@ from verifymock.journal import Entry, Journal
 
 
 def _add(journal: Journal, at: float, path: str) -> None:
-    journal.add(at, "POST", path, "a=1", "op", "telnyx", 200, (("x-trace", "t"),), b"{}", b"[]", 1.5, ("id-1",))
+    journal.add(at, "POST", path, "a=1", "op", "telnyx", 200, (("x-trace", "t"),), b"{}", b"[]", 1.5, ("id-1",), None)
 
 
 def test_entries_are_read_back_whole_with_their_time_in_iso_8601() -> None:
@@ -23,7 +23,20 @@ def test_entries_are_read_back_whole_with_their_time_in_iso_8601() -> None:
 
     assert [(e.id, e.path) for e in entries] == [(2, "/v2/1"), (3, "/v2/2")]  # bounded, oldest dropped
     first = entries[0]
-    assert first[2:] == ("POST", "/v2/1", "a=1", "op", "telnyx", 200, (("x-trace", "t"),), b"{}", b"[]", 1.5, ("id-1",))
+    assert first[2:] == (
+        "POST",
+        "/v2/1",
+        "a=1",
+        "op",
+        "telnyx",
+        200,
+        (("x-trace", "t"),),
+        b"{}",
+        b"[]",
+        1.5,
+        ("id-1",),
+        None,
+    )
     stamp = datetime.fromisoformat(first.at)
     assert stamp.tzinfo is not None and stamp.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
     assert before <= stamp.timestamp() <= after
@@ -49,3 +62,22 @@ def test_a_restored_journal_gives_back_the_same_entries_and_counts_on() -> None:
 
     assert list(restored)[:3] == saved  # every field, the time to the microsecond
     assert [e.id for e in restored] == [1, 2, 3, 4]
+
+
+def test_journal_is_bounded_by_bytes_as_well_as_entries() -> None:
+    journal = Journal(size=1000, max_bytes=300_000)
+    for number in range(10):
+        journal.add(time.time(), "POST", f"/v2/{number}", "", None, None, 200, (), b"x" * 65_536, b"", 1.0, ())
+    assert [e.path for e in journal] == ["/v2/6", "/v2/7", "/v2/8", "/v2/9"]  # four of 64 KiB fit in 300,000 bytes
+    journal.clear()
+    journal.add(time.time(), "GET", "/small", "", None, None, 200, (), b"", b"", 1.0, ())
+    assert [e.path for e in journal] == ["/small"]  # what the dropped entries held is no longer counted
+
+
+def test_journal_pages_from_the_newest_end() -> None:
+    journal = Journal()
+    for number in range(10):
+        _add(journal, time.time(), f"/v2/{number}")
+    assert [e.id for e in journal.find(limit=3)] == [8, 9, 10]
+    assert [e.id for e in journal.find(limit=3, before=8)] == [5, 6, 7]
+    assert [e.id for e in journal.find(limit=3, before=2)] == [1]

@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from verifymock.calls import Call, CallFlow, Phones
 from verifymock.clock import Timer
@@ -37,6 +38,9 @@ CODE_PLAYBACK = 12.0  # seconds the code message plays before a call verificatio
 # segments); anything longer would only make every message the mock keeps cost more memory.
 CODE_LENGTHS = range(4, 11)
 TEMPLATE_CHARACTERS = 1600
+MAX_PROFILES = 10_000  # each kept, listed and saved: a bound on what one client can grow
+MAX_TEMPLATES = 1_000
+MAX_TIMEOUT = 30 * 24 * 3600  # a code valid for longer than a month is no verification
 _DIGITS = re.compile(r"[0-9]{1,32}")
 _EXTENSION = re.compile(r"[0-9A-D*#wW]*")
 
@@ -119,6 +123,10 @@ class Telnyx:
     # -- verify profiles -------------------------------------------------------------------------------------------
 
     def create_profile(self, body: Body) -> Body:
+        if len(self.profiles) >= MAX_PROFILES:
+            raise ApiError(
+                Problem.UNPROCESSABLE, f"{MAX_PROFILES} verify profiles exist already; delete some or reset the mock."
+            )
         now = self._now()
         profile: Body = {
             "id": new_id(),
@@ -138,6 +146,10 @@ class Telnyx:
         for channel in CHANNELS:  # checked before anything changes, so a refused update leaves the profile as it was
             if isinstance(body.get(channel), dict):
                 _check_code_length(channel, body[channel])
+        for key in ("webhook_url", "webhook_failover_url"):
+            url = body.get(key)
+            if url and urlsplit(url).scheme.lower() not in ("http", "https"):
+                raise ApiError(Problem.UNPROCESSABLE, f"{key} must be an http or https URL.", pointer=f"/{key}")
         for key in (
             "name",
             "language",
@@ -189,6 +201,10 @@ class Telnyx:
 
     def create_template(self, text: str) -> Body:
         _check_template(text)
+        if len(self.templates) >= MAX_TEMPLATES:  # Telnyx has no way to delete one: reset the mock
+            raise ApiError(
+                Problem.UNPROCESSABLE, f"{MAX_TEMPLATES} message templates exist already; reset the mock for more."
+            )
         template = {"id": new_id(), "text": text}
         self.templates[template["id"]] = template
         self.mock.touch(template["id"])
@@ -219,6 +235,12 @@ class Telnyx:
             self._refuse_overlapping_dtmf(phone)
         timeout_key = "default_timeout_secs" if channel == "dtmf_confirm" else "default_verification_timeout_secs"
         timeout = int(body.get("timeout_secs") or settings.get(timeout_key, 300))
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise ApiError(
+                Problem.UNPROCESSABLE,
+                f"timeout_secs must be from 1 to {MAX_TIMEOUT} seconds; {timeout} is not.",
+                pointer="/timeout_secs",
+            )
         custom_code = (
             None if channel == "flashcall" else body.get("custom_code")
         )  # a flash call's code is its caller id
