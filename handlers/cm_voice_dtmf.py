@@ -12,5 +12,4 @@ async def send_dtmf_call(body: dict[str, Any]) -> Any:
     calls = mock.cm.request_dtmf(body, mock.select_scenario)
     for _, scenario in calls:
         await mock.apply_overrides(scenario)
-    queued = [mock.cm.place(call, scenario) for call, scenario in calls]
-    return queued[0] if body.get("callees") is None else queued
+    return mock.cm.queued(body, [mock.cm.place(call, scenario) for call, scenario in calls])

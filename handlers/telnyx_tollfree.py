@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from verifymock.engine import engine
 from verifymock.errors import ApiError, Problem
 
 Body = dict[str, Any]
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}:)60")
 
 
-def _moment(value: str | None, name: str) -> datetime | None:
+def _moment(value: str | None, name: str, *, end: bool = False) -> datetime | None:
+    """An ISO 8601 date-time, or a date: its first instant, or (for an inclusive end) its last."""
     if value is None:
         return None
-    try:
-        moment = datetime.fromisoformat(value)
+    try:  # RFC 3339 allows a lower-case t and z, and a leap second, which Python's parser does not
+        moment = datetime.fromisoformat(_LEAP_SECOND.sub(r"\g<1>59", value.upper()))
     except ValueError as exc:
-        raise ApiError(Problem.INVALID_PARAMETER, f"'{name}' is not an ISO 8601 date-time.", parameter=name) from exc
+        raise ApiError(
+            Problem.INVALID_PARAMETER, f"'{name}' is not an ISO 8601 date or date-time.", parameter=name
+        ) from exc
+    if end and _DATE_ONLY.fullmatch(value):
+        moment += timedelta(days=1, microseconds=-1)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -32,7 +40,7 @@ def list_verification_requests(
 ) -> Body:
     filters = {
         "date_start": _moment(date_start, "date_start"),
-        "date_end": _moment(date_end, "date_end"),
+        "date_end": _moment(date_end, "date_end", end=True),
         "status": status,
         "phone_number": phone_number,
         "business_name": business_name,

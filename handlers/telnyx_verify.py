@@ -7,6 +7,7 @@ from typing import Any
 from verifymock.engine import engine
 
 Body = dict[str, Any]
+MAX_PAGE_SIZE = 250  # Telnyx clamps page[size] to this
 
 
 async def _trigger(channel: str, body: Body) -> Body:
@@ -58,7 +59,8 @@ async def verify_verification_code_by_phone_number(phone_number: str, body: Body
 def list_profiles(filter: Body | None = None, page: Body | None = None) -> Body:
     page = page or {}
     name = (filter or {}).get("name")
-    return engine().telnyx.list_profiles(name, int(page.get("number", 1)), int(page.get("size", 25)))
+    number, size = int(page.get("number", 1)), int(page.get("size", 25))
+    return engine().telnyx.list_profiles(name, max(number, 1), min(max(size, 1), MAX_PAGE_SIZE))
 
 
 def create_verify_profile(body: Body) -> Body:

@@ -148,6 +148,12 @@ class FormBodyValidator(FormDataValidator):  # type: ignore[misc]
     """Forms checked with the same validators as JSON bodies (ECMA patterns, every format), and refused when a
     value is not UTF-8 once percent-decoded: starlette would quietly turn those bytes into U+FFFD."""
 
+    async def wrap_receive(self, receive: Any, *, scope: Scope) -> Any:
+        length = dict(scope.get("headers") or ()).get(b"content-length", b"0").strip()
+        if self._required and length.isdigit() and not int(length):  # TeleSign's "No Data Submitted"
+            raise ApiError(Problem.MISSING_BODY, "No data was submitted.")
+        return await super().wrap_receive(receive, scope=scope)
+
     async def _parse(self, stream: Any, scope: Scope) -> Any:
         raw = b"".join([chunk async for chunk in stream])
         for part in raw.split(b"&"):

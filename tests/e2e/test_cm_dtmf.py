@@ -148,9 +148,28 @@ def test_cm_several_callees_get_one_call_each(cm: httpx.Client, receiver: Receiv
     body = request(receiver, callee=None, callees=["+15005550701", "+31612345679"])
     queued = send(cm, body)
     assert queued.status_code == 200
-    assert [c["callee"] for c in queued.json()] == ["+15005550701", "+31612345679"]
-    skipped = send(cm, {**body, "callees": ["+15005550701", "12"], "disable-callees-validation": True})
-    assert [c["callee"] for c in skipped.json()] == ["+15005550701"]
+    answer = queued.json()  # one object, as CM's .NET SDK deserialises it: the first call, and all of them
+    assert (answer["type"], answer["callee"], answer["success"]) == ("call-queued", "+15005550701", True)
+    assert [c["callee"] for c in answer["calls"]] == ["+15005550701", "+31612345679"]
+    assert answer["call-id"] == answer["calls"][0]["call-id"]
+    skipped = send(cm, {**body, "callees": ["+15005550701", "12", "+\uff13\uff11"], "disable-callees-validation": True})
+    assert [c["callee"] for c in skipped.json()["calls"]] == ["+15005550701"]
+
+
+def test_cm_no_valid_callee_with_validation_disabled_calls_nobody(cm: httpx.Client, receiver: Receiver) -> None:
+    body = request(receiver, callee=None, callees=["12", "+4477009"], **{"disable-callees-validation": True})
+    answer = send(cm, body)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["success"], answer.json()["call-id"], answer.json()["calls"]) == (
+        False,
+        "00000000-0000-0000-0000-000000000000",
+        [],
+    )
+    assert cm.get("/_mock/handsets").json()["data"] == []
+
+
+def test_cm_caller_needs_only_the_shape_of_e164(cm: httpx.Client, receiver: Receiver) -> None:
+    assert send(cm, request(receiver, caller="+999")).status_code == 200
 
 
 def test_cm_sdk_integer_enums_are_accepted(cm: httpx.Client, receiver: Receiver) -> None:
@@ -182,7 +201,7 @@ REJECTED = [
     ("callees", ["+15005550701", "+4477009"], 422),
     ("caller", "", 400),
     ("caller", "+3120123456789012345678901", 400),
-    ("caller", "+999", 422),
+    ("callees", ["+15005550701", "+\uff13\uff11612345678"], 422),  # fullwidth digits: not E.164, as for callee
     ("anonymous", "yes", 400),
     ("callback-url", "not a url", 400),
     ("max-ringing-timeout", 9, 400),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from email.utils import formatdate
 from typing import Any
 
@@ -51,7 +52,9 @@ def test_telesign_voice_status_and_completion(verify: VerifyClient, control: htt
     assert (wrong.status_code, wrong.json["verify"]["code_state"]) == (200, "INVALID")
     right = verify.status(reference_id, verify_code=code)
     assert right.json["verify"] == {"code_state": "VALID", "code_entered": code}
-    assert right.json["status"]["code"] == 100
+    assert right.json["status"]["code"] == 103  # in progress while the message plays
+    control.post("/clock/advance", json={"seconds": 12})
+    assert verify.status(reference_id).json["status"]["code"] == 100  # answered, once it has played
 
     completed = verify.completion(reference_id)
     assert (completed.status_code, completed.json["status"]["code"]) == (200, 1900)
@@ -122,7 +125,8 @@ def test_telesign_pressx_announces_a_digit_with_two_tries(verify: VerifyClient, 
     control.put(f"/bindings/+{NUMBER}", json={"scenario": "interactive"})
     verify.voice(NUMBER, pressx="1", verify_code="246")
     call = control.post(f"/handsets/+{NUMBER}/answer").json()
-    digit = call["prompts"][0].split()[1]
+    assert call["prompts"][0].startswith("Hello. Thank you for using the phone verification system. Please press ")
+    digit = re.search(r"press (\d) to hear your code", call["prompts"][0]).group(1)  # type: ignore[union-attr]
     wrong = "1" if digit != "1" else "2"
     control.post(f"/handsets/+{NUMBER}/press", json={"digits": wrong})
     call = control.post(f"/handsets/+{NUMBER}/press", json={"digits": digit}).json()
@@ -223,7 +227,7 @@ def test_telesign_callback_is_signed_as_the_sdk_checks(
     verify: VerifyClient, control: httpx.Client, receiver: Receiver
 ) -> None:
     sent = verify.voice(NUMBER, callback_url=f"{receiver.url}/telesign")
-    control.post("/clock/advance", json={"seconds": 3})
+    control.post("/clock/advance", json={"seconds": 15})  # answered at 2 s, the message played for 12
     [received] = receiver.at("/telesign")
     body = json.loads(received.body)
     assert body["reference_id"] == sent.json["reference_id"]
@@ -267,5 +271,58 @@ def test_telesign_callbacks_fall_back_to_the_account_url(receiver: Receiver) -> 
     with serve_in_thread(config) as server:
         client = VerifyClient(CUSTOMER, KEY, rest_endpoint=server.url)
         client.voice(NUMBER)
-        httpx.post(f"{server.url}/_mock/clock/advance", json={"seconds": 3})
+        httpx.post(f"{server.url}/_mock/clock/advance", json={"seconds": 15})
     assert [json.loads(r.body)["status"]["code"] for r in receiver.at("/account")] == [100]
+
+
+# -- fidelity: what TeleSign accepts and says, the mock accepts and says -----------------------------------------
+
+
+def test_telesign_default_message_and_caller_id_are_telesigns(verify: VerifyClient, control: httpx.Client) -> None:
+    sent = verify.voice(NUMBER)
+    assert sent.json["voice"] == {"caller_id": "+15555550000"}
+    control.post("/clock/advance", json={"seconds": 3})
+    message = control.get(f"/handsets/+{NUMBER}").json()["calls"][0]["prompts"][-1]
+    code = ", ".join(spoken_code(control))
+    assert message == (
+        f"Hello. Thank you for using our phone verification system. Your code is {code}. "
+        f"Once again, your code is {code}. Goodbye."
+    )
+
+
+def test_telesign_own_code_needs_no_placeholder(verify: VerifyClient, control: httpx.Client) -> None:
+    sent = verify.voice(NUMBER, verify_code="4321", tts_message="Your code is ready.")
+    assert sent.status_code == 200, sent.body
+    assert verify.status(sent.json["reference_id"], verify_code="4321").json["verify"]["code_state"] == "VALID"
+
+
+def test_telesign_status_code_is_any_text(verify: VerifyClient) -> None:
+    reference_id = verify.voice(NUMBER).json["reference_id"]
+    for typed in ("abc", "12 34", "\u0661\u0662\u0663"):
+        checked = verify.status(reference_id, verify_code=typed)
+        assert (checked.status_code, checked.json["verify"]["code_state"]) == (200, "INVALID"), typed
+
+
+def test_telesign_completion_errors_name_voice(verify: VerifyClient) -> None:
+    missing = verify.completion("0" * 32)
+    assert (missing.status_code, missing.json["sub_resource"]) == (404, "voice")
+    assert missing.json["errors"][0]["code"] == -10001
+
+
+def test_telesign_empty_post_is_no_data_submitted(verify: VerifyClient) -> None:
+    empty = verify.post("/v1/verify/call")
+    assert (empty.status_code, empty.json["errors"][0]["code"]) == (400, -40007)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"pressx": "1", "tts_message": "Code $$CODE$$"},
+        {"pressx": "1", "language": "es-ES"},
+        {"extension_type": "1"},
+        {"prompt_message": "Press a key"},
+    ],
+)
+def test_telesign_conflicting_options_are_refused(verify: VerifyClient, params: dict[str, str]) -> None:
+    refused = verify.voice(NUMBER, **params)
+    assert (refused.status_code, refused.json["errors"][0]["code"]) == (400, -10001)

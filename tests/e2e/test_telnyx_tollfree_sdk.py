@@ -95,6 +95,10 @@ def test_tollfree_list_filters(requests_api: Any, control: httpx.Client, receive
     assert ids(phone_number="+18885550111") == [second.id]
     assert ids(date_start="2026-01-02T00:00:00Z") == [second.id]
     assert ids(date_end="2026-01-02T00:00:00Z") == [first.id]
+    # a date alone: from its start, or (as an inclusive end) through its last instant
+    assert ids(date_start="2026-01-04") == [second.id]
+    assert ids(date_end="2026-01-01") == [first.id]
+    assert ids(date_start="2026-01-01", date_end="2026-01-04") == [first.id, second.id]
 
 
 def test_tollfree_approved_after_two_days(
@@ -226,3 +230,11 @@ def test_tollfree_responses_and_webhooks_validate_with_openapi_core(
     assert_journal_conforms(openapi, "https://api.telnyx.com", entries)
     assert len(receiver.at("/tfv")) == 2
     assert_webhooks_conform(openapi, "verificationStatusChanged", [r.body for r in receiver.at("/tfv")])
+
+
+def test_tollfree_country_is_upper_cased_and_email_unchecked(requests_api: Any, receiver: Receiver) -> None:
+    created = requests_api.create(
+        **details(receiver, business_registration_country="us", business_contact_email="not quite an address")
+    )
+    fetched = requests_api.retrieve(created.id)
+    assert (fetched.business_registration_country, fetched.business_contact_email) == ("US", "not quite an address")

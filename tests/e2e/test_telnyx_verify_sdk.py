@@ -368,3 +368,76 @@ def test_telnyx_webhook_breakage_scenarios(sdk: telnyx.Telnyx, control: httpx.Cl
         sdk.webhooks.unwrap(by_number[bad].body.decode(), headers=by_number[bad].headers, key=public_key)
     assert by_number[dropped].path == "/failover"
     sdk.webhooks.unwrap(by_number[dropped].body.decode(), headers=by_number[dropped].headers, key=public_key)
+
+
+# -- fidelity: what Telnyx's schema accepts, the mock accepts -----------------------------------------------------
+
+
+def test_telnyx_check_with_neither_code_nor_status_is_rejected(
+    sdk: telnyx.Telnyx, control: httpx.Client, receiver: Receiver
+) -> None:
+    verification = sdk.verifications.trigger_sms(phone_number=NUMBER, verify_profile_id=make_profile(sdk, receiver))
+    assert verification.data is not None
+    result = sdk.verifications.actions.verify(verification.data.id)
+    assert result.data is not None and result.data.response_code == "rejected"
+    assert sdk.verifications.retrieve(verification.data.id).data.status == "pending"  # type: ignore[union-attr]
+
+
+def test_telnyx_profile_pages_are_clamped_never_refused(sdk: telnyx.Telnyx, mock_server: Running) -> None:
+    for i in range(3):
+        sdk.verify_profiles.create(name=f"Clamp {i}")
+    for query, number, size in (
+        ("page[number]=0&page[size]=1000", 1, 250),
+        ("page[number]=-4&page[size]=0", 1, 1),
+    ):
+        answer = httpx.get(f"{mock_server.url}/v2/verify_profiles?{query}", headers={"Authorization": "Bearer k"})
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["meta"]["page_number"], answer.json()["meta"]["page_size"]) == (number, size)
+
+
+def test_telnyx_template_text_may_be_empty(sdk: telnyx.Telnyx) -> None:
+    template = sdk.verify_profiles.create_template(text="").data
+    assert template is not None and template.text == ""
+
+
+def test_telnyx_flashcall_ignores_custom_code(sdk: telnyx.Telnyx, control: httpx.Client, receiver: Receiver) -> None:
+    profile_id = make_profile(sdk, receiver)
+    verification = sdk.verifications.trigger_flashcall(
+        phone_number=NUMBER, verify_profile_id=profile_id, extra_body={"custom_code": "99999"}
+    ).data
+    assert verification is not None
+    [flash] = handset(control)["calls"]
+    ignored = sdk.verifications.actions.verify(verification.id, code="99999")
+    assert ignored.data is not None and ignored.data.response_code == "rejected"
+    result = sdk.verifications.actions.verify(verification.id, code=flash["caller_id"][-4:])
+    assert result.data is not None and result.data.response_code == "accepted"
+
+
+def test_telnyx_dtmf_confirm_expires_at_its_timeout(
+    sdk: telnyx.Telnyx, control: httpx.Client, receiver: Receiver
+) -> None:
+    profile_id = make_profile(sdk, receiver)
+    bind(control, "interactive")
+    verification = sdk.post(
+        "/verifications/dtmf_confirm",
+        body={"phone_number": NUMBER, "verify_profile_id": profile_id, "timeout_secs": 20},
+        cast_to=object,
+    )["data"]  # type: ignore[index]
+    advance(control, 19)
+    assert sdk.verifications.retrieve(verification["id"]).data.status == "pending"  # type: ignore[union-attr]
+    advance(control, 1)  # still ringing at 20 s: the verification expires, and the call is ended
+    assert sdk.verifications.retrieve(verification["id"]).data.status == "expired"  # type: ignore[union-attr]
+    assert [h["data"]["payload"]["status"] for h in completion_webhooks(receiver)] == ["expired"]
+    assert handset(control)["calls"][0]["state"] != "ringing"
+
+
+def test_telnyx_code_check_on_a_dtmf_confirm_answers_alike_by_id_and_number(
+    sdk: telnyx.Telnyx, receiver: Receiver
+) -> None:
+    profile_id = make_profile(sdk, receiver)
+    verification = dtmf_confirm(sdk, profile_id)
+    with pytest.raises(telnyx.UnprocessableEntityError) as by_id:
+        sdk.verifications.actions.verify(verification["id"], code="1")
+    with pytest.raises(telnyx.UnprocessableEntityError) as by_number:
+        sdk.verifications.by_phone_number.actions.verify(NUMBER, code="1", verify_profile_id=profile_id)
+    assert by_id.value.body == by_number.value.body

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 Body = dict[str, Any]
 
 DEFAULT_TOKEN = "00000000-0000-0000-0000-000000000001"
+NO_CALL = "00000000-0000-0000-0000-000000000000"  # .NET's Guid.Empty: the call-id when nobody was called
+E164_SHAPE = re.compile(r"\+[1-9][0-9]{1,22}")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEFAULT_ATTEMPTS = 3
 REGEX_TIME_LIMIT = 0.02  # seconds one match may take; a pattern that needs longer does not match
@@ -143,7 +145,7 @@ class CM:
 
     def request_dtmf(self, body: Body, select: Callable[[str], Scenario]) -> list[tuple[Body, Scenario]]:
         """Validate what the schema cannot say and return each callee with its number; calls are placed by `place`."""
-        caller = e164(body["caller"], "/caller")
+        caller = body["caller"]  # CM asks only for E.164's shape, which the schema checks
         single = body.get("callee")
         many = body.get("callees") or []
         if single is None and not many:
@@ -154,17 +156,34 @@ class CM:
             (f"/callees/{i}", n) for i, n in enumerate(many)
         ]:
             try:
+                if not E164_SHAPE.fullmatch(number):  # `callees` items are checked here, so that they can be skipped
+                    raise ApiError(Problem.UNPROCESSABLE, f"{number!r} is not an E.164 number.", pointer=pointer)
                 callees.append(e164(number, pointer))
             except ApiError:
                 if not skip_invalid:
                     raise
-        if not callees:
-            raise ApiError(Problem.UNPROCESSABLE, "No callee is a valid phone number.", pointer="/callees")
         low, high = body.get("min-digits"), body.get("max-digits")
         if low is not None and high is not None and low > high:
             raise ApiError(Problem.UNPROCESSABLE, "min-digits is larger than max-digits.", pointer="/min-digits")
         compile_pattern(body.get("regex") or DEFAULT_PATTERN)
         return [({**body, "caller": caller, "callee": callee}, select(callee)) for callee in callees]
+
+    def queued(self, body: Body, placed: list[Body]) -> Body:
+        """The answer: one `call-queued` object, as CM's .NET SDK deserialises it (a `CallQueuedEvent`, whatever the
+        number of callees). For `callees` it is the first call's, and `calls` (which the SDK ignores) lists each.
+        With callee validation disabled and no valid callee, nothing is called: success is false, with the nil id."""
+        if not placed:
+            return {
+                "type": "call-queued",
+                "call-id": NO_CALL,
+                "instruction-id": body.get("instruction-id"),
+                "caller": body["caller"],
+                "callee": "",
+                "success": False,
+                "error": "No callee is a valid phone number; nobody was called.",
+                "calls": [],
+            }
+        return {**placed[0], "calls": placed} if body.get("callees") is not None else placed[0]
 
     def place(self, body: Body, scenario: Scenario) -> Body:
         call_id = new_id()

@@ -26,8 +26,12 @@ Body = dict[str, Any]
 
 DEFAULT_CUSTOMER_ID = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890"
 DEFAULT_API_KEY = base64.b64encode(b"verifymock-telesign-test-key").decode()
-DEFAULT_TEMPLATE = "Hello. Your code is $$CODE$$. Once again, your code is $$CODE$$. Goodbye."
-CALLER_ID = "15555550000"
+DEFAULT_TEMPLATE = (
+    "Hello. Thank you for using our phone verification system. Your code is $$CODE$$. Once again, your code is "
+    "$$CODE$$. Goodbye."
+)
+PRESSX_PROMPT = "Hello. Thank you for using the phone verification system. Please press {digit} to hear your code."
+CALLER_ID = "15555550000"  # digits, as requests give one; answers show it as +E.164, as TeleSign does
 CODE_VALIDITY = 300.0  # clock seconds a code can be checked
 MAX_CODE_ATTEMPTS = 5  # wrong checks before MAX_ATTEMPTS_EXCEEDED
 LOOKUP_WINDOW = 12 * 3600.0  # clock seconds a transaction can be looked up
@@ -81,6 +85,7 @@ class Transaction:
     code_entered: str | None = ""
     attempts: int = 0
     call_id: str | None = None
+    caller_id: str = CALLER_ID
 
     def status(self) -> Body:
         return {"code": self.status_code, "description": STATUS[self.status_code], "updated_on": self.updated_on}
@@ -92,7 +97,7 @@ class Transaction:
             "errors": [],
             "status": self.status(),
             "verify": {"code_state": self.code_state, "code_entered": self.code_entered},
-            "voice": {"caller_id": CALLER_ID},
+            "voice": {"caller_id": "+" + self.caller_id},
         }
 
 
@@ -212,6 +217,7 @@ class TeleSign:
             updated_on=now,
             callback_url=body.get("callback_url") or self.mock.config.telesign_callback_url,
             scenario=scenario,
+            caller_id=body.get("caller_id") or CALLER_ID,
         )
         self.transactions[transaction.reference_id] = transaction
         self.mock.touch(transaction.reference_id)
@@ -226,28 +232,29 @@ class TeleSign:
             vendor="telesign",
             kind="voice_verify",
             phone_number="+" + transaction.phone_number,
-            caller_id="+" + (body.get("caller_id") or CALLER_ID),
+            caller_id="+" + transaction.caller_id,
             scenario=scenario,
             flow=flow,
         )
         transaction.call_id = call.id
         return transaction
 
-    def transaction(self, reference_id: str) -> Transaction:
+    def transaction(self, reference_id: str, sub_resource: str = "call") -> Transaction:
+        """The transaction, or TeleSign's 404; errors name the sub-resource asked about (completion's is voice)."""
         transaction = self.transactions.get(reference_id)
         if transaction is None:
             raise ApiError(
                 Problem.NOT_FOUND,
                 f"Reference ID {reference_id} not found.",
                 code=-10001,
-                extra={"reference_id": reference_id, "sub_resource": "call"},
+                extra={"reference_id": reference_id, "sub_resource": sub_resource},
             )
         if self.mock.clock.now() - transaction.submitted_at > LOOKUP_WINDOW:
             raise ApiError(
                 Problem.NOT_FOUND,
                 f"Reference ID {reference_id} has expired.",
                 code=-10004,
-                extra={"reference_id": reference_id, "sub_resource": "call"},
+                extra={"reference_id": reference_id, "sub_resource": sub_resource},
             )
         return transaction
 
@@ -264,14 +271,14 @@ class TeleSign:
             return
         if self.mock.clock.now() - transaction.submitted_at > CODE_VALIDITY:
             transaction.code_state = "EXPIRED"
-        elif hmac.compare_digest(entered, transaction.code):
+        elif hmac.compare_digest(entered.encode(), transaction.code.encode()):  # (any text: a letter is INVALID)
             transaction.code_state = "VALID"
         else:
             transaction.attempts += 1
             transaction.code_state = "MAX_ATTEMPTS_EXCEEDED" if transaction.attempts >= MAX_CODE_ATTEMPTS else "INVALID"
 
     def completion(self, reference_id: str) -> Body:
-        transaction = self.transaction(reference_id)
+        transaction = self.transaction(reference_id, sub_resource="voice")
         self.mock.touch(reference_id)
         return {
             "reference_id": transaction.reference_id,
@@ -342,8 +349,8 @@ class VoiceVerify:
         self.prompt = body.get("prompt_message")
         self.digit = body.get("prompt_digit")
         if self.pressx:
-            self.digit = secrets.choice("123456789")
-            self.prompt = f"Press {self.digit} to hear your verification code."
+            self.digit = secrets.choice("0123456789")
+            self.prompt = PRESSX_PROMPT.format(digit=self.digit)
         self.gated = self.digit is not None and self.prompt is not None
         self.plays = 0
         self.silences = 0
@@ -354,7 +361,7 @@ class VoiceVerify:
         return 2 if self.pressx else 3
 
     def answered(self, call: Call) -> None:
-        self.telesign._set_status(self.transaction, 100)
+        # 103 (in progress) while anything plays; 100 once the call is over, having been answered
         if self.gated:
             self._gate(call)
         else:
@@ -374,7 +381,7 @@ class VoiceVerify:
             self._gate(call)
 
     def ended(self, call: Call, reason: str) -> None:
-        code = CALL_END_STATUS.get(reason)
+        code = 100 if call.answered_at is not None else CALL_END_STATUS.get(reason)
         if code is not None and self.transaction.status_code == 103:
             self.telesign._set_status(self.transaction, code)
 

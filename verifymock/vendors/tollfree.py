@@ -60,7 +60,7 @@ class TollFree:
 
     def submit(self, body: Body, scenario: Scenario) -> Body:
         now = self.mock.clock.now_datetime()
-        request = TollFreeRequest(new_id(), dict(body), "In Progress", None, now, now, scenario)
+        request = TollFreeRequest(new_id(), _normalised(body), "In Progress", None, now, now, scenario)
         self.requests[request.id] = request
         self.mock.touch(request.id)
         self._record(request)
@@ -75,7 +75,7 @@ class TollFree:
 
     def update(self, request_id: str, body: Body) -> Body:
         request = self.get(request_id)
-        request.fields = dict(body)
+        request.fields = _normalised(body)
         request.updated = self.mock.clock.now_datetime()
         self.mock.touch(request_id)
         if request.status == "Waiting For Customer":
@@ -171,3 +171,11 @@ class TollFree:
         self.mock.webhooks.send_telnyx(
             url=url, failover_url=None, data=data, subject=request.id, breakage=request.scenario.webhooks
         )
+
+
+def _normalised(body: Body) -> Body:
+    """The fields as Telnyx keeps them: the registration country in upper case."""
+    fields = dict(body)
+    if isinstance(fields.get("businessRegistrationCountry"), str):
+        fields["businessRegistrationCountry"] = fields["businessRegistrationCountry"].upper()
+    return fields
