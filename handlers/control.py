@@ -68,7 +68,7 @@ async def _act(phone_number: str, action: str, *args: str) -> Body:
     call = phones.current_call(phone_number)
     getattr(phones, action)(call, *args)
     await engine().webhooks.settle()  # what the action caused has been attempted when this answers
-    return call.to_json()
+    return call.to_json(engine().clock.now())
 
 
 async def answer_call(phone_number: str) -> Body:

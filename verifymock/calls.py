@@ -17,6 +17,15 @@ from verifymock.ids import new_id
 from verifymock.scenarios import Scenario
 
 RING_TIMEOUT = 30.0  # seconds a call rings before it counts as not answered
+# How long a prompt plays, from its text: speech at 150 words a minute (each digit of a spoken code is a word), and a
+# second at least. A wait for a key starts when its prompt ends; keys pressed while it plays count (barge-in).
+WORDS_PER_MINUTE = 150
+
+
+def speaking_time(text: str) -> float:
+    return max(1.0, len(text.split()) * 60.0 / WORDS_PER_MINUTE)
+
+
 LIVE = ("ringing", "in_progress")
 # scripted outcomes that end a ringing call, and the end reason each gives it
 _ENDS = {"busy": "busy", "unreachable": "failed", "declines": "declined", "voicemail": "voicemail"}
@@ -46,6 +55,7 @@ class Call:
     ended_at: str | None = None
     end_reason: str | None = None
     prompts: list[str] = field(default_factory=list)
+    prompt_ends: float = 0.0  # clock time the last prompt stops playing
     digits: str = ""
     timers: list[Timer] = field(default_factory=list)
 
@@ -53,7 +63,9 @@ class Call:
     def live(self) -> bool:
         return self.state in LIVE
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        """As the handset API shows it; `playing` is the prompt still being spoken at `now`, if any."""
+        playing = self.live and now is not None and now < self.prompt_ends and bool(self.prompts)
         return {
             "id": self.id,
             "vendor": self.vendor,
@@ -67,6 +79,7 @@ class Call:
             "ended_at": self.ended_at,
             "end_reason": self.end_reason,
             "prompts": list(self.prompts),
+            "playing": self.prompts[-1] if playing else None,
             "digits": self.digits,
         }
 
@@ -172,8 +185,13 @@ class Phones:
         self.calls.append(call)
         return call
 
-    def play(self, call: Call, text: str) -> None:
+    def play(self, call: Call, text: str, *, after: float = 0.0) -> float:
+        """Speak a prompt on the call, `after` seconds from now (once what plays before it has ended); returns the
+        seconds until it has been spoken."""
         call.prompts.append(text)
+        ends = after + speaking_time(text)
+        call.prompt_ends = self.clock.now() + ends
+        return ends
 
     def later(self, call: Call, seconds: float, callback: Any, label: str) -> Timer:
         """A vendor timer that dies with the call."""
@@ -234,11 +252,12 @@ class Phones:
         """Every number with a call or message (newest activity first), then the `extra` numbers not among them."""
         by_number: dict[str, dict[str, Any]] = {}
         latest: dict[str, str] = {}
+        now = self.clock.now()
         for kind, items in (("calls", self.calls), ("messages", self.messages)):
             for item in items:
                 number = item.phone_number
                 handset = by_number.setdefault(number, {"phone_number": number, "calls": [], "messages": []})
-                handset[kind].append(item.to_json())
+                handset[kind].append(item.to_json(now) if isinstance(item, Call) else item.to_json())
                 stamp = item.started_at if isinstance(item, Call) else item.at
                 latest[number] = max(stamp, latest.get(number, ""))
         numbers = sorted(latest, key=lambda n: latest[n], reverse=True)
@@ -248,7 +267,7 @@ class Phones:
     def handset(self, phone_number: str) -> dict[str, Any]:
         return {
             "phone_number": phone_number,
-            "calls": [c.to_json() for c in self.calls if c.phone_number == phone_number],
+            "calls": [c.to_json(self.clock.now()) for c in self.calls if c.phone_number == phone_number],
             "messages": [m.to_json() for m in self.messages if m.phone_number == phone_number],
         }
 

@@ -14,6 +14,7 @@ from openapi_core import OpenAPI
 from tests.helpers import CM_TOKEN, SPECS
 from tests.oracle import assert_journal_conforms, assert_webhooks_conform
 from tests.receiver import Receiver
+from verifymock.calls import speaking_time
 from verifymock.server import Running
 
 TOKEN = CM_TOKEN
@@ -286,3 +287,21 @@ def test_cm_responses_and_callbacks_validate_with_openapi_core(cm: httpx.Client,
     assert_journal_conforms(openapi, "https://api.cm.com", entries)
     assert len(receiver.at("/cm")) == 3
     assert_webhooks_conform(openapi, "dtmfFinished", [r.body for r in receiver.at("/cm")])
+
+
+def test_cm_timeout_starts_when_the_prompt_has_played(cm: httpx.Client, receiver: Receiver) -> None:
+    cm.put(f"/_mock/bindings/{CALLEE}", json={"scenario": "interactive"})
+    send(cm, request(receiver))
+    cm.post(f"/_mock/handsets/{CALLEE}/answer")
+    prompt = speaking_time("Enter your four digit code, then press hash.")  # eight words: 3.2 s
+    advance(cm, prompt + 4.9)  # the 5 s timeout for the first digit started when the prompt ended
+    assert cm.get(f"/_mock/handsets/{CALLEE}").json()["calls"][0]["prompts"] == [
+        "Enter your four digit code, then press hash."
+    ]
+    advance(cm, 0.2)  # no digit: the attempt timed out, and the prompt plays again
+    call = cm.get(f"/_mock/handsets/{CALLEE}").json()["calls"][0]
+    assert call["prompts"][1:] == ["Enter your four digit code, then press hash."]
+    assert call["playing"] == "Enter your four digit code, then press hash."
+    cm.post(f"/_mock/handsets/{CALLEE}/press", json={"digits": "12"})  # keys during the prompts count
+    cm.post(f"/_mock/handsets/{CALLEE}/press", json={"digits": "34"})
+    assert callbacks(receiver)[-1]["digits"] == "1234" and callbacks(receiver)[-1]["valid"] is True

@@ -115,7 +115,11 @@ def test_telesign_two_silences_hang_up(verify: VerifyClient, control: httpx.Clie
     control.put(f"/bindings/+{NUMBER}", json={"scenario": "interactive"})
     verify.voice(NUMBER, prompt_message="Press 5.", prompt_digit="5")
     control.post(f"/handsets/+{NUMBER}/answer")
-    control.post("/clock/advance", json={"seconds": 10})
+    # each play of the prompt lasts a second (two words, at least a second), and the 5 s wait starts after it
+    control.post("/clock/advance", json={"seconds": 11.9})
+    call = control.get(f"/handsets/+{NUMBER}").json()["calls"][0]
+    assert (call["state"], call["prompts"]) == ("in_progress", ["Press 5."] * 2)
+    control.post("/clock/advance", json={"seconds": 0.1})
     call = control.get(f"/handsets/+{NUMBER}").json()["calls"][0]
     assert call["state"] == "completed"
     assert call["prompts"] == ["Press 5."] * 2

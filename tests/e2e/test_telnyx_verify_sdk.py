@@ -12,9 +12,12 @@ import telnyx
 
 from tests.helpers import PROFILE_BODY
 from tests.receiver import Receiver
+from verifymock.calls import speaking_time
 from verifymock.server import Running
+from verifymock.vendors.telnyx import DTMF_PROMPTS
 
 NUMBER = "+13035551234"
+PROMPT_SECONDS = speaking_time(DTMF_PROMPTS["en"])  # how long the DTMF-confirm prompt plays
 
 
 @pytest.fixture
@@ -214,7 +217,7 @@ def completion_webhooks(receiver: Receiver) -> list[dict[str, Any]]:
     [
         ([("answer", None), ("press", "1")], "accepted"),
         ([("answer", None), ("press", "7"), ("press", "8"), ("press", "9")], "invalid"),
-        ([("answer", None), ("advance", 10)], "expired"),
+        ([("answer", None), ("advance", PROMPT_SECONDS + 10)], "expired"),  # 10 s of silence once it has played
         ([("advance", 30)], "error"),
     ],
     ids=["pressed-1", "three-wrong-digits", "silence", "not-answered"],
@@ -307,7 +310,7 @@ def test_telnyx_dtmf_timeout_takes_no_wall_time(sdk: telnyx.Telnyx, control: htt
     verification = dtmf_confirm(sdk, profile_id)
     control.post(f"/handsets/{NUMBER}/answer")
     started = time.perf_counter()
-    advance(control, 10)
+    advance(control, PROMPT_SECONDS + 10)
     elapsed_ms = (time.perf_counter() - started) * 1000
     assert sdk.verifications.retrieve(verification["id"]).data.status == "expired"  # type: ignore[union-attr]
     # the claim is that the manual clock does not sleep through the 10 s, not how fast the machine is (a 50 ms bound
@@ -441,3 +444,24 @@ def test_telnyx_code_check_on_a_dtmf_confirm_answers_alike_by_id_and_number(
     with pytest.raises(telnyx.UnprocessableEntityError) as by_number:
         sdk.verifications.by_phone_number.actions.verify(NUMBER, code="1", verify_profile_id=profile_id)
     assert by_id.value.body == by_number.value.body
+
+
+def test_telnyx_dtmf_wait_starts_when_the_prompt_ends_and_keys_barge_in(
+    sdk: telnyx.Telnyx, control: httpx.Client, receiver: Receiver
+) -> None:
+    profile_id = make_profile(sdk, receiver)
+    bind(control, "interactive")
+    first = dtmf_confirm(sdk, profile_id)
+    call = control.post(f"/handsets/{NUMBER}/answer").json()
+    assert call["playing"] == DTMF_PROMPTS["en"]  # the handset shows the prompt while it plays
+    advance(control, PROMPT_SECONDS + 9)  # 9 s of silence after it ended: still waiting
+    assert handset(control)["calls"][0]["playing"] is None
+    assert sdk.verifications.retrieve(first["id"]).data.status == "pending"  # type: ignore[union-attr]
+    advance(control, 1)
+    assert sdk.verifications.retrieve(first["id"]).data.status == "expired"  # type: ignore[union-attr]
+
+    second = dtmf_confirm(sdk, profile_id)
+    control.post(f"/handsets/{NUMBER}/answer")
+    advance(control, 2)  # the prompt is still playing: a key pressed now counts
+    control.post(f"/handsets/{NUMBER}/press", json={"digits": "1"})
+    assert sdk.verifications.retrieve(second["id"]).data.status == "accepted"  # type: ignore[union-attr]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +17,9 @@ from schemathesis.core.parameters import ParameterLocation
 
 from tests.helpers import REPO
 from verifymock.config import Config
-from verifymock.fuzz import CONFIG as FUZZ_CONFIG
+from verifymock.fuzz import config_for
 from verifymock.server import Running, serve_in_thread
-from verifymock.specs import base_path_of, spec_files
+from verifymock.specs import base_path_of, load_spec, spec_files
 from verifymock.vendors.cm import DEFAULT_TOKEN as CM_TOKEN
 from verifymock.vendors.telesign import DEFAULT_API_KEY, DEFAULT_CUSTOMER_ID
 
@@ -30,8 +32,9 @@ AUTH = {
 }
 DEFAULT_AUTH = {"Authorization": f"Bearer {FUZZ_KEY}"}
 # CI runs a fixed, repeatable set; VERIFYMOCK_FUZZ_EXAMPLES=N runs N random examples per operation instead
-MAX_EXAMPLES = int(os.environ.get("VERIFYMOCK_FUZZ_EXAMPLES", "40"))
+MAX_EXAMPLES = int(os.environ.get("VERIFYMOCK_FUZZ_EXAMPLES", "100"))
 REPEATABLE = "VERIFYMOCK_FUZZ_EXAMPLES" not in os.environ
+CONFIGS = Path(tempfile.mkdtemp(prefix="verifymock-fuzz-"))  # each spec's view of verifymock/schemathesis.toml
 
 
 def credentials(case: Any, spec: str) -> dict[str, str] | None:
@@ -50,9 +53,10 @@ def fuzz_server() -> Iterator[Running]:
 
 
 def _fuzz_test(name: str) -> Any:
-    schema = schemathesis.openapi.from_path(
-        REPO / "specs" / f"{name}.yaml", config=SchemathesisConfig.from_path(str(FUZZ_CONFIG))
-    )
+    source = REPO / "specs" / f"{name}.yaml"
+    operations = {o.operation_id for o in load_spec(source).operations.values()}
+    config = config_for(operations, CONFIGS / f"{name}.toml")
+    schema = schemathesis.openapi.from_path(source, config=SchemathesisConfig.from_path(str(config)))
     base_path = base_path_of(schema.raw_schema)
 
     @schema.parametrize()

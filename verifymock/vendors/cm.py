@@ -286,19 +286,23 @@ class DtmfCollection:
         self.collecting = False
         self.cm.finished(self, call, reason)
 
-    def _attempt(self, call: Call) -> None:
+    def _attempt(self, call: Call, after: float = 0.0) -> None:
+        """A new attempt: the prompt plays (once what plays before it has ended) and the timeout for the first
+        digit starts when it ends."""
         self.attempts += 1
         self.input = ""
         self.collecting = True
-        self.phones.play(call, self.body["prompt"])
-        self.wait = self.phones.later(call, self.timeout, lambda: self._timed_out(call), "inter-digit timeout")
+        playing = self.phones.play(call, self.body["prompt"], after=after)
+        self.wait = self.phones.later(
+            call, playing + self.timeout, lambda: self._timed_out(call), "inter-digit timeout"
+        )
 
     def _timed_out(self, call: Call) -> None:
         if self.input:
             self._evaluate(call)
         else:
             self.last_input = ""
-            self._failed(call)
+            self._failed(call, 0.0)
 
     def _evaluate(self, call: Call) -> None:
         self.collecting = False
@@ -308,9 +312,8 @@ class DtmfCollection:
             self.phones.play(call, self.body["valid-prompt"])
             self.phones.finish(call, "completed")
         else:
-            if self.body.get("invalid-prompt"):
-                self.phones.play(call, self.body["invalid-prompt"])
-            self._failed(call)
+            playing = self.phones.play(call, self.body["invalid-prompt"]) if self.body.get("invalid-prompt") else 0.0
+            self._failed(call, playing)
 
     def _acceptable(self, digits: str) -> bool:
         if len(digits) < self.low or (self.high is not None and len(digits) > self.high):
@@ -320,8 +323,8 @@ class DtmfCollection:
         except TimeoutError:
             return False  # a pattern too slow to decide is treated as not matching
 
-    def _failed(self, call: Call) -> None:
+    def _failed(self, call: Call, playing: float) -> None:
         if self.attempts >= self.max_attempts:
             self.phones.finish(call, "completed")
         else:
-            self._attempt(call)
+            self._attempt(call, after=playing)

@@ -36,7 +36,6 @@ CODE_VALIDITY = 300.0  # clock seconds a code can be checked
 MAX_CODE_ATTEMPTS = 5  # wrong checks before MAX_ATTEMPTS_EXCEEDED
 LOOKUP_WINDOW = 12 * 3600.0  # clock seconds a transaction can be looked up
 PROMPT_WAIT = 5.0  # seconds of silence after a prompt
-PLAYBACK = 12.0  # seconds the code message plays before the call ends
 NONCE_LENGTHS = range(8, 129)
 MAX_NONCES = 100_000  # nonces remembered at once, each for the date tolerance
 
@@ -387,8 +386,8 @@ class VoiceVerify:
 
     def _gate(self, call: Call) -> None:
         self.plays += 1
-        self.phones.play(call, str(self.prompt))
-        self.wait = self.phones.later(call, PROMPT_WAIT, lambda: self._silence(call), "prompt wait")
+        playing = self.phones.play(call, str(self.prompt))
+        self.wait = self.phones.later(call, playing + PROMPT_WAIT, lambda: self._silence(call), "prompt wait")
 
     def _silence(self, call: Call) -> None:
         self.wait = None
@@ -400,5 +399,5 @@ class VoiceVerify:
 
     def _read_code(self, call: Call) -> None:
         self.gated = False
-        self.phones.play(call, self.message)
-        self.phones.later(call, PLAYBACK, lambda: self.phones.finish(call, "completed"), "end")
+        playing = self.phones.play(call, self.message)
+        self.phones.later(call, playing, lambda: self.phones.finish(call, "completed"), "end")

@@ -33,7 +33,6 @@ FLASHCALL_CODE_DIGITS = 4  # the code is the last digits of the flash call's cal
 CALLER_ID = "+13125550000"
 DTMF_ATTEMPTS = 3
 DTMF_WAIT = 10.0  # seconds of silence after the prompt before the verification expires
-CODE_PLAYBACK = 12.0  # seconds the code message plays before a call verification hangs up
 # Telnyx's schema bounds neither. Real codes are 4 to 10 digits, and an SMS carries at most 1,600 characters (ten
 # segments); anything longer would only make every message the mock keeps cost more memory.
 CODE_LENGTHS = range(4, 11)
@@ -464,8 +463,8 @@ class CodeCall:
 
     def answered(self, call: Call) -> None:
         spoken = ", ".join(self.code)
-        self.phones.play(call, f"Your {self.app_name} verification code is: {spoken}. Again: {spoken}.")
-        self.phones.later(call, CODE_PLAYBACK, lambda: self.phones.finish(call, "completed"), "end")
+        playing = self.phones.play(call, f"Your {self.app_name} verification code is: {spoken}. Again: {spoken}.")
+        self.phones.later(call, playing, lambda: self.phones.finish(call, "completed"), "end")
 
     def pressed(self, call: Call, digit: str) -> None:
         pass
@@ -522,8 +521,8 @@ class DtmfConfirm:
         self.telnyx.complete(self.verification, self.profile, self.scenario, "expired")
 
     def _prompt(self, call: Call) -> None:
-        self.phones.play(call, self.prompt)
-        self.wait = self.phones.later(call, DTMF_WAIT, lambda: self._finish(call, "expired"), "dtmf wait")
+        playing = self.phones.play(call, self.prompt)
+        self.wait = self.phones.later(call, playing + DTMF_WAIT, lambda: self._finish(call, "expired"), "dtmf wait")
 
     def _finish(self, call: Call, status: str) -> None:
         self.outcome = status
