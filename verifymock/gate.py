@@ -27,6 +27,7 @@ access_log = logging.getLogger("verifymock.access")
 log = logging.getLogger("verifymock")
 
 CONTROL_PREFIX = "/_mock"
+HEAD_KEY = "verifymock.head"  # in the scope of a HEAD request served as its GET
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -77,6 +78,10 @@ class Gate:
             await serve_page(scope, send)
             return
         scope.setdefault("extensions", {})  # shared with connexion's routing layer, which records the operation
+        if scope["method"] == "HEAD" and self._has_get(scope["path"]):
+            # HEAD is GET without the body (RFC 9110): the app answers the GET, and uvicorn, which still sees HEAD
+            # in its own scope, sends the headers alone
+            scope = {**scope, "method": "GET", HEAD_KEY: True}
         media_type = headers.get("content-type")
         if media_type is not None and (not media_type.strip() or media_type != media_type.lower()):
             scope["headers"] = _plain_content_type(scope["headers"])
@@ -163,6 +168,9 @@ class Gate:
             # ASGI app can drop a connection (an exception would become a 500)
             return True  # type: ignore[return-value]
 
+    def _has_get(self, path: str) -> bool:
+        return "GET" in (self.mock.concrete_paths.get(path) or self.mock.allowed_methods(path))
+
     async def _serve_fast(
         self, scope: Scope, send: Send, route: Route, arguments: dict[str, Any], refused: ApiError | None
     ) -> None:
@@ -194,7 +202,7 @@ class Gate:
         mounted, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
         self.mock.journal.add(
             time.time(),
-            scope["method"],
+            "HEAD" if scope.get(HEAD_KEY) else scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode("latin-1"),
             operation.operation_id if operation else None,

@@ -109,3 +109,26 @@ def test_transport_connections_past_the_limit_are_closed_at_once(monkeypatch: py
         sock = exchange(running, b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert read_all(sock, b'"ok"}').startswith(b"HTTP/1.1 200")
         sock.close()
+
+
+@pytest.mark.parametrize("path", ["/_mock/journal", "/_mock/health", "/v2/verify_profiles"])
+def test_transport_head_is_get_without_the_body(server: Running, path: str) -> None:
+    request = f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer k\r\n\r\n".encode()
+    sock = exchange(server, request)
+    head = read_all(sock, b"\r\n\r\n")
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert head.endswith(b"\r\n\r\n")  # headers alone
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
+    if path != "/_mock/journal":  # (which the HEAD itself has just grown)
+        got = exchange(server, request.replace(b"HEAD", b"GET", 1))
+        assert len(read_all(got, b"}").partition(b"\r\n\r\n")[2]) == length  # the GET's body is that long
+        got.close()
+
+
+def test_transport_head_on_a_post_only_path_is_405(server: Running) -> None:
+    sock = exchange(server, b"HEAD /_mock/reset HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert read_all(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 405")
+    sock.close()
