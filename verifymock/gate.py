@@ -264,14 +264,14 @@ class Gate:
                 "This method is not allowed on this URL.",
                 headers={"Allow": ", ".join(sorted(allowed))},
             )
-        codings = [c.strip().lower() for c in headers.get("content-encoding", "").split(",")]
-        codings += [c.strip().lower() for c in headers.get("transfer-encoding", "").split(",")]
-        unsupported = sorted({c for c in codings if c not in ("", "identity", "chunked")})
-        if unsupported:  # the body would be read as if it were not encoded
-            return ApiError(
-                Problem.UNSUPPORTED_MEDIA_TYPE,
-                f"Encoding {', '.join(unsupported)} is not supported: send the body unencoded.",
-            )
+        if "content-encoding" in headers or "transfer-encoding" in headers:
+            codings = f"{headers.get('content-encoding', '')},{headers.get('transfer-encoding', '')}".lower()
+            unsupported = sorted({c.strip() for c in codings.split(",")} - {"", "identity", "chunked"})
+            if unsupported:  # the body would be read as if it were not encoded
+                return ApiError(
+                    Problem.UNSUPPORTED_MEDIA_TYPE,
+                    f"Encoding {', '.join(unsupported)} is not supported: send the body unencoded.",
+                )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > config.max_body_bytes:
             return _too_large(int(declared), config.max_body_bytes)

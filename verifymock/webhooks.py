@@ -231,6 +231,8 @@ class Webhooks:
         rounds = self._tasks if caused is None else caused
         while waiting := [task for task in rounds if not task.done()]:
             await asyncio.gather(*waiting, return_exceptions=True)
+        if caused is not None:
+            caused.clear()  # all done: an advance settles after every timer, and need not look at these again
 
     def drop(self, delivery: Delivery) -> None:
         """Let go of a delivery (retention): its held round or next retry is cancelled, and no round starts again."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from verifymock.calls import Call, CallFlow, Phones
+from verifymock.calls import Call, Phones
 from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
 from verifymock.ids import new_digits, new_id
@@ -240,9 +240,8 @@ class Telnyx:
                 f"timeout_secs must be from 1 to {MAX_TIMEOUT} seconds; {timeout} is not.",
                 pointer="/timeout_secs",
             )
-        custom_code = (
-            None if channel == "flashcall" else body.get("custom_code")
-        )  # a flash call's code is its caller id
+        # a flash call's code is its caller id: a custom_code sent with one is ignored
+        custom_code = None if channel == "flashcall" else body.get("custom_code")
         if custom_code is not None and not _DIGITS.fullmatch(custom_code):
             raise ApiError(Problem.UNPROCESSABLE, "custom_code must be 1 to 32 digits (0-9).", pointer="/custom_code")
         extension = body.get("extension")
@@ -283,24 +282,26 @@ class Telnyx:
             verification.call_id = phones.flash_call(
                 vendor="telnyx", phone_number=phone, caller_id=caller_id, scenario=scenario
             ).id
-        else:
+        elif channel == "call":
             app_name = settings.get("app_name") or profile["name"]
-            flow: CallFlow = (
-                CodeCall(phones, app_name, code or "")
-                if channel == "call"
-                else DtmfConfirm(self, verification, profile, scenario)
-            )
+            verification.call_id = phones.place_call(
+                vendor="telnyx",
+                kind=channel,
+                phone_number=phone,
+                caller_id=caller_id,
+                scenario=scenario,
+                flow=CodeCall(phones, app_name, code or ""),
+            ).id
+        else:  # DTMF confirm ends with its call: at its timeout the call is ended, and it expires
+            dtmf = DtmfConfirm(self, verification, profile, scenario)
             call = phones.place_call(
-                vendor="telnyx", kind=channel, phone_number=phone, caller_id=caller_id, scenario=scenario, flow=flow
+                vendor="telnyx", kind=channel, phone_number=phone, caller_id=caller_id, scenario=scenario, flow=dtmf
             )
             verification.call_id = call.id
-            if channel == "dtmf_confirm":  # it ends with its call: at the timeout, the call is ended, and it expires
-                dtmf = flow
-                assert isinstance(dtmf, DtmfConfirm)
-                verification.timer = self.mock.clock.call_later(
-                    timeout, lambda: dtmf.time_out(call), f"verification {verification.id}"
-                )
-                return verification
+            verification.timer = self.mock.clock.call_later(
+                timeout, lambda: dtmf.time_out(call), f"verification {verification.id}"
+            )
+            return verification
         verification.timer = self.mock.clock.call_later(
             timeout, lambda: self._expire(verification), f"verification {verification.id}"
         )
@@ -402,6 +403,9 @@ class Telnyx:
 
     def complete(self, verification: Verification, profile: Body, scenario: Scenario, status: str) -> None:
         self._set_status(verification, status)
+        if verification.timer is not None:  # its timeout can no longer act
+            verification.timer.cancel()
+            verification.timer = None
         url = profile.get("webhook_url")
         if not url:
             return
