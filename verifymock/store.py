@@ -16,12 +16,13 @@ the state kept, which `--retain` bounds (`Mock.trim`).
 
 from __future__ import annotations
 
+import fcntl
 import io
 import pickle
 import sqlite3
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import cloudpickle
 
@@ -82,6 +83,10 @@ class SqliteStore:
         self.location = f"sqlite:{path}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("--state", self.location, f"cannot be made: {exc}", "pass a writable path") from exc
+        self._lock = _exclusive(path, self.location)
+        try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL: a commit survives the process being killed (it is in the OS's cache); only a power cut can
@@ -96,6 +101,7 @@ class SqliteStore:
             )
             self._check_version()
         except sqlite3.Error as exc:
+            self._lock.close()
             raise ConfigError("--state", self.location, f"cannot be opened: {exc}", "pass a writable file") from exc
 
     def _check_version(self) -> None:
@@ -134,9 +140,31 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+        self._lock.close()  # (the lock goes with it, as it does when the process dies)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def _exclusive(path: Path, location: str) -> IO[str]:
+    """An exclusive lock on PATH.lock, held while the store is open: a second server on the same file would keep
+    its own state and overwrite the snapshot, so the last writer silently won. The kernel lets go of it when the
+    process dies, even by SIGKILL."""
+    try:
+        lock = open(f"{path}.lock", "a+")  # noqa: SIM115 - held open for the store's lifetime, closed by close()
+    except OSError as exc:
+        raise ConfigError("--state", location, f"cannot be locked: {exc}", "pass a file in a writable folder") from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise ConfigError(
+            "--state",
+            location,
+            "is already served by another verifymock process",
+            "stop that server, or give this one another file",
+        ) from None
+    return lock
 
 
 class _Transaction:

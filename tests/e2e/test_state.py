@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.helpers import REPO, TELNYX_AUTH, make_profile, running
+from tests.helpers import REPO, TELNYX_AUTH, VERIFYMOCK, make_profile, running
 from tests.receiver import Receiver, webhook_receiver
 
 REQUESTS = 1000
@@ -123,3 +124,17 @@ def test_state_file_of_another_version_is_refused_with_the_fix(tmp_path: Path) -
     )
     assert result.returncode != 0
     assert "--state" in result.stderr and "0.0.1" in result.stderr and "new file" in result.stderr
+
+
+def test_state_file_is_served_by_one_server_at_a_time(tmp_path: Path) -> None:
+    db = tmp_path / "mock.db"
+    with running(_options(db), cwd=REPO) as (url, _):
+        second = subprocess.run(
+            [*VERIFYMOCK, "serve", *_options(db), "--port", "0"], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 2, second.stderr
+        [line] = second.stderr.strip().splitlines()
+        assert str(db) in line and "already served by another verifymock" in line
+        assert httpx.get(f"{url}/_mock/health").status_code == 200  # the first goes on serving
+    with running(_options(db), cwd=REPO) as (url, _):  # once it has stopped, the file is free
+        assert httpx.get(f"{url}/_mock/health").status_code == 200
