@@ -176,14 +176,18 @@ class Mock:
         """Something in the state may have changed: the next commit writes a snapshot."""
         self._dirty = True
 
-    def commit(self) -> None:
-        """Write what changed to a durable store: a snapshot if the state changed, and new journal entries."""
+    def commit(self) -> bool:
+        """Write what changed to a durable store: a snapshot if the state changed, and new journal entries. False
+        if that failed (a full disk, a file made read-only): logged, kept to be written at the next commit, and the
+        request it was for is not acknowledged."""
         if not self.store.durable:
-            return
+            return True
         try:
             self._write()
-        except Exception:  # a bug in what is kept must not fail requests, timers or webhooks; it is loud in the log
+        except Exception:  # the cause is loud in the log; the answer says only that it could not be kept
             log.exception("saving state to %s failed", self.store.location)
+            return False
+        return True
 
     def _write(self) -> None:
         snapshot = None
@@ -191,10 +195,14 @@ class Mock:
             state: dict[str, Any] = {"clock": self.clock.export(), "signer": self.signer.seed}
             state.update({name: {f: getattr(part, f) for f in part.STATE} for name, part in self._stateful().items()})
             snapshot = dump_state(self, state)
-            self._dirty = False
         entries = self.journal.take_unsaved()
         if snapshot is not None or entries:
-            self.store.write(snapshot, entries, self.config.journal_size)
+            try:
+                self.store.write(snapshot, entries, self.config.journal_size)
+            except Exception:
+                self.journal.unsaved = entries + (self.journal.unsaved or [])  # written with the next commit
+                raise
+        self._dirty = False
 
     def persist(self) -> None:
         """State changed outside a request (timers ran, webhooks were attempted): listeners hear of it, and a

@@ -103,12 +103,13 @@ class Gate:
 
         status = 0
         response_chunks: list[bytes] = []
+        held: list[Message] = []  # the answer, sent once what it acknowledges has been kept
         cut = False  # a connection fault ate the rest of the response
         recorded = False
 
-        def record() -> None:
-            """Journal the exchange and commit what it changed: done before the last byte of the answer goes out, so
-            a client that has its answer can count on it having been kept."""
+        def record() -> bool:
+            """Journal the exchange and commit what it changed: done before any byte of the answer goes out, so a
+            client that has its answer can count on it having been kept. False if it could not be kept."""
             nonlocal recorded
             recorded = True
             if not (quiet and UI_HEADER in headers):  # the page's own reads would bury everything else
@@ -117,18 +118,33 @@ class Gate:
                 )
             if not quiet:
                 self.mock.trim()
-            self.mock.commit()
+            kept = self.mock.commit()
             if not quiet:
                 self.mock.changes.notify()
+            return kept
 
         async def capture(message: Message) -> None:
-            nonlocal status, cut
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body":
+                held.append(message)
+                return
+            if message["type"] == "http.response.body":
                 response_chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    record()
+                if message.get("more_body", False):
+                    held.append(message)
+                    return
+                if not record() and scope["method"] not in SAFE_METHODS and status < 500:
+                    held.clear()  # what it acknowledges was not kept: it is not sent
+                    await self._send_error(scope, send, _not_kept(self.mock))
+                    return
+                for earlier in held:
+                    await _forward(earlier)
+                held.clear()
+            await _forward(message)
+
+        async def _forward(message: Message) -> None:
+            nonlocal cut
             if cut or context.fault == "close":
                 cut = True
                 return
@@ -364,6 +380,14 @@ def _redact(value: str) -> str:
 
 def is_control(path: str) -> bool:
     return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
+
+
+def _not_kept(mock: Mock) -> ApiError:
+    return ApiError(
+        Problem.INTERNAL,
+        f"The change could not be saved to {mock.store.location}; it was not made durable. See the server's log.",
+        status=503,
+    )
 
 
 def _too_large(size: int, limit: int) -> ApiError:

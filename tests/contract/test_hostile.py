@@ -5,6 +5,7 @@ and what is stored stays readable."""
 from __future__ import annotations
 
 import base64
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -380,3 +381,33 @@ def test_hostile_binding_of_a_deleted_scenario_is_dropped(tmp_path: Path) -> Non
         body = {"phone_number": "+13035558101", "verify_profile_id": profile_id}
         sent = client.post("/v2/verifications/sms", json=body, headers=TELNYX_AUTH)
         assert sent.status_code == 200, sent.text  # the default scenario, not a 400 about a header never sent
+
+
+# -- M12: nothing is acknowledged that was not kept -------------------------------------------------------------------
+
+
+def test_hostile_a_change_that_cannot_be_saved_is_not_acknowledged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(Config(state=f"sqlite:{tmp_path / 'mock.db'}"))
+    with TestClient(app, base_url=LOCAL) as client:
+        assert client.post("/v2/verify_profiles", json={"name": "Kept"}, headers=TELNYX_AUTH).status_code == 200
+        store = app.mock.store
+        working = store.write
+
+        def broken(*args: Any) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(store, "write", broken)
+        refused = client.post("/v2/verify_profiles", json={"name": "Lost"}, headers=TELNYX_AUTH)
+        assert telnyx_code(refused) == (503, "10007")
+        assert "could not be saved" in refused.json()["errors"][0]["detail"]
+        cm = client.post("/voiceapi/v2/DTMF", json=CM_BODY, headers=CM_TOKEN)
+        assert cm.status_code == 503 and cm.json()["status"] == 503
+        assert client.get("/_mock/health").status_code == 200  # a read acknowledges nothing
+        monkeypatch.setattr(store, "write", working)
+        assert client.post("/v2/verify_profiles", json={"name": "Later"}, headers=TELNYX_AUTH).status_code == 200
+    # what could not be written then was written with the next commit: a restart has all of it
+    with TestClient(create_app(Config(state=f"sqlite:{tmp_path / 'mock.db'}")), base_url=LOCAL) as client:
+        names = {p["name"] for p in client.get("/v2/verify_profiles", headers=TELNYX_AUTH).json()["data"]}
+        assert names == {"Kept", "Lost", "Later"}
