@@ -86,7 +86,9 @@ class CoalescingTransport:
 READ_TIMEOUT = 15.0
 SWEEP_SECONDS = 1.0
 MAX_CONNECTIONS = 4096
-_swept: set[int] = set()  # the connection sets (one per server) a sweep is running for
+# the loop sweeping each server's connection set, by the set's id (a loop that has closed sweeps no more, and an id
+# can come back for another server's set)
+_swept: dict[int, asyncio.AbstractEventLoop] = {}
 
 
 class CoalescingProtocol(HttpToolsProtocol):
@@ -102,8 +104,8 @@ class CoalescingProtocol(HttpToolsProtocol):
             return
         self._reading_since = self.loop.time()
         key = id(self.connections)
-        if key not in _swept:
-            _swept.add(key)
+        if _swept.get(key) is not self.loop:
+            _swept[key] = self.loop
             self.loop.call_later(SWEEP_SECONDS, _sweep, self.loop, self.connections, key)
 
     def on_message_begin(self) -> None:
@@ -122,7 +124,8 @@ def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], key: int) -> 
     """Close the connections whose request has taken longer than READ_TIMEOUT to arrive; again in a second while
     the server has any."""
     if not connections:
-        _swept.discard(key)
+        if _swept.get(key) is loop:
+            del _swept[key]
         return
     now = loop.time()
     for protocol in list(connections):
