@@ -80,13 +80,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def build_wheel(folder: Path) -> Path:
+    """The project's wheel, built into `folder` without its dependencies."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(folder), str(REPO)],
+        check=True,
+        timeout=300,
+    )
+    [wheel] = folder.glob("verifymock-*.whl")
+    return wheel
+
+
 @contextmanager
 def running(
-    options: list[str], *, cwd: Path, env: dict[str, str] | None = None
+    options: list[str], *, cwd: Path, env: dict[str, str] | None = None, command: list[str] = VERIFYMOCK
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`command serve` (this checkout's verifymock unless told otherwise) on a free port, once it answers."""
     port = free_port()
     process = subprocess.Popen(
-        [*VERIFYMOCK, "serve", *options, "--port", str(port)],
+        [*command, "serve", *options, "--port", str(port)],
         cwd=cwd,
         env=env,
         text=True,

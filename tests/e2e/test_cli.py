@@ -6,7 +6,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 import venv
 import zipfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import PROFILE_BODY, REPO, TELNYX_AUTH, VERIFYMOCK, free_port, running, write_spec
+from tests.helpers import PROFILE_BODY, TELNYX_AUTH, VERIFYMOCK, build_wheel, running, write_spec
 
 
 def test_cli_serves_bundled_specs_and_logs_one_line_per_request(tmp_path: Path) -> None:
@@ -106,12 +105,7 @@ def test_cli_help_names_every_serve_option() -> None:
 def test_cli_installed_wheel_serves_bundled_files_from_any_directory(tmp_path: Path) -> None:
     wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(REPO)],
-        check=True,
-        timeout=300,
-    )
-    [wheel] = wheels.glob("verifymock-*.whl")
+    wheel = build_wheel(wheels)
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
@@ -202,12 +196,7 @@ def test_cli_runs_with_only_its_declared_dependencies(tmp_path: Path) -> None:
     extra) must run on what pyproject.toml declares."""
     wheels, fresh, elsewhere = tmp_path / "wheels", tmp_path / "venv", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(REPO)],
-        check=True,
-        timeout=300,
-    )
-    [wheel] = wheels.glob("verifymock-*.whl")
+    wheel = build_wheel(wheels)
     venv.EnvBuilder(with_pip=True).create(fresh)
     python = str(fresh / "bin" / "python")
     subprocess.run(
@@ -219,20 +208,5 @@ def test_cli_runs_with_only_its_declared_dependencies(tmp_path: Path) -> None:
     validated = subprocess.run([*command, "validate"], cwd=elsewhere, capture_output=True, text=True, timeout=120)
     assert validated.returncode == 0, validated.stdout + validated.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    port = free_port()
-    server = subprocess.Popen(
-        [*command, "serve", "--port", str(port), "--quiet"], cwd=elsewhere, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert httpx.get(f"http://127.0.0.1:{port}/_mock/health", timeout=1).json() == {"status": "ok"}
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.communicate()[1]
-                assert time.monotonic() < deadline, "the installed server did not start"
-                time.sleep(0.1)
-    finally:
-        server.terminate()
-        server.communicate(timeout=10)
+    with running(["--quiet"], cwd=elsewhere, env=env, command=command) as (url, _):
+        assert httpx.get(f"{url}/_mock/health").json() == {"status": "ok"}

@@ -8,7 +8,7 @@ import sys
 import venv
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers import REPO, build_wheel
 
 
 def readme_example() -> str:
@@ -30,12 +30,7 @@ def run_pytest(python: str, folder: Path, *args: str) -> subprocess.CompletedPro
 
 def test_pytest_plugin_readme_example_passes_in_a_fresh_venv(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(REPO)],
-        check=True,
-        timeout=300,
-    )
-    [wheel] = wheels.glob("verifymock-*.whl")
+    wheel = build_wheel(wheels)
     fresh = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(fresh)
     python = str(fresh / "bin" / "python")

@@ -34,7 +34,8 @@ DEFAULT_AUTH = {"Authorization": f"Bearer {FUZZ_KEY}"}
 # CI runs a fixed, repeatable set; VERIFYMOCK_FUZZ_EXAMPLES=N runs N random examples per operation instead
 MAX_EXAMPLES = int(os.environ.get("VERIFYMOCK_FUZZ_EXAMPLES", "100"))
 REPEATABLE = "VERIFYMOCK_FUZZ_EXAMPLES" not in os.environ
-CONFIGS = Path(tempfile.mkdtemp(prefix="verifymock-fuzz-"))  # each spec's view of verifymock/schemathesis.toml
+_CONFIGS = tempfile.TemporaryDirectory(prefix="verifymock-fuzz-")  # removed when the test process ends
+CONFIGS = Path(_CONFIGS.name)  # each spec's view of verifymock/schemathesis.toml
 
 
 def credentials(case: Any, spec: str) -> dict[str, str] | None:
