@@ -2,19 +2,26 @@
 
 A call rings, is answered or not, plays prompts, collects keypresses and hangs up. What the callee does comes
 from the scenario (scripted on the clock) or from the handset API (a person or a test). What the vendor does
-about it lives in a `CallFlow`: one per vendor product, so the same callee behaves correctly against each.
+about it is the call's flow: data in the call (`{"flow": "telnyx.dtmf_confirm", ...}`) and functions registered
+under the flow's name, one per vendor product, so the same callee behaves correctly against each. Timers are data
+too (see clock.py); the kinds a callee's script sets are registered here.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from verifymock.clock import Clock, Timer
 from verifymock.errors import ApiError, Problem
 from verifymock.ids import new_id
+from verifymock.registry import FLOWS, timer
 from verifymock.scenarios import Scenario
+from verifymock.state.dirty import Dirty
+
+if TYPE_CHECKING:
+    from verifymock.engine import Mock
 
 RING_TIMEOUT = 30.0  # seconds a call rings before it counts as not answered
 # How long a prompt plays, from its text: speech at 150 words a minute (each digit of a spoken code is a word), and a
@@ -31,14 +38,6 @@ LIVE = ("ringing", "in_progress")
 _ENDS = {"busy": "busy", "unreachable": "failed", "declines": "declined", "voicemail": "voicemail"}
 
 
-class CallFlow(Protocol):
-    """A vendor's rules for one call. Every method is called on the event loop, at clock time."""
-
-    def answered(self, call: Call) -> None: ...
-    def pressed(self, call: Call, digit: str) -> None: ...
-    def ended(self, call: Call, reason: str) -> None: ...
-
-
 @dataclass
 class Call:
     id: str
@@ -48,7 +47,7 @@ class Call:
     caller_id: str
     scenario: str
     started_at: str
-    flow: CallFlow | None = None
+    flow: dict[str, Any] | None = None  # the vendor's flow and its state, as data
     # ringing → in_progress → completed, or no_answer / busy / failed / declined / voicemail / blocked
     state: str = "ringing"
     answered_at: str | None = None
@@ -57,7 +56,14 @@ class Call:
     prompts: list[str] = field(default_factory=list)
     prompt_ends: float = 0.0  # clock time the last prompt stops playing
     digits: str = ""
-    timers: list[Timer] = field(default_factory=list)
+    timers: list[str] = field(default_factory=list)  # ids of the timers that die with the call
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Call:
+        return cls(**data)
 
     @property
     def live(self) -> bool:
@@ -95,6 +101,13 @@ class Message:
     status: str
     at: str
 
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Message:
+        return cls(**data)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -111,16 +124,41 @@ class Message:
 class Phones:
     """Every call and message, by number, and the callee's side of each call."""
 
-    STATE = ("calls", "messages")
-
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        self.mock: Mock | None = None  # the engine, handed to flows
+        self.dirty = Dirty()  # the engine's, when a store writes what changes
         self.calls: deque[Call] = deque()
+        self.by_id: dict[str, Call] = {}
         self.messages: deque[Message] = deque()
+        self.messages_by_id: dict[str, Message] = {}
 
     def clear(self) -> None:
         self.calls.clear()
+        self.by_id.clear()
         self.messages.clear()
+        self.messages_by_id.clear()
+
+    def add(self, call: Call) -> None:
+        self.calls.append(call)
+        self.by_id[call.id] = call
+        self.dirty("call", call.id)
+
+    def keep_message(self, message: Message) -> None:
+        self.messages.append(message)
+        self.messages_by_id[message.id] = message
+        self.dirty("message", message.id)
+
+    def drop_oldest(self) -> Call:
+        call = self.calls.popleft()
+        self.by_id.pop(call.id, None)
+        self.dirty("call", call.id)
+        return call
+
+    def drop_oldest_message(self) -> None:
+        message = self.messages.popleft()
+        self.messages_by_id.pop(message.id, None)
+        self.dirty("message", message.id)
 
     # -- what vendors do ------------------------------------------------------------------------------------------
 
@@ -132,7 +170,7 @@ class Phones:
         phone_number: str,
         caller_id: str,
         scenario: Scenario,
-        flow: CallFlow,
+        flow: dict[str, Any] | None,
         ring_timeout: float = RING_TIMEOUT,
         call_id: str | None = None,
     ) -> Call:
@@ -146,26 +184,27 @@ class Phones:
             started_at=self._stamp(),
             flow=flow,
         )
-        self.calls.append(call)
+        self.add(call)
         # one timer for whatever ends the ringing first: a scripted answer or end takes the call out of `ringing`
         # for good, so a ring-out after it would never act (and showed in the clock as a timer that never fires)
         callee = scenario.callee
         ring = min(callee.after, ring_timeout)
         if scenario.blocked is not None:  # the network refuses it before it rings
-            self._later(call, 0, lambda: self.finish(call, "blocked"), "blocked")
+            self.later(call, 0, "call.end", state="blocked")
         elif callee.outcome == "answers" and callee.after < ring_timeout:
-            self._later(call, ring, lambda: self._answer_scripted(call, scenario), "answer")
+            script = {"presses": [asdict(p) for p in callee.presses], "hangs_up_after": callee.hangs_up_after}
+            self.later(call, ring, "call.answer", **script)
         elif callee.outcome in _ENDS:
-            self._later(call, ring, lambda: self.finish(call, _ENDS[callee.outcome]), callee.outcome)
+            self.later(call, ring, "call.end", state=_ENDS[callee.outcome])
         else:  # nobody picks up (or someone may, through the handset API): it rings out
-            self._later(call, ring_timeout, lambda: self._ring_out(call), "ring timeout")
+            self.later(call, ring_timeout, "call.ring_out")
         return call
 
     def send_message(
         self, *, vendor: str, channel: str, phone_number: str, sender: str, text: str, status: str
     ) -> Message:
         message = Message(new_id(), vendor, channel, phone_number, sender, text, status, self._stamp())
-        self.messages.append(message)
+        self.keep_message(message)
         return message
 
     def flash_call(self, *, vendor: str, phone_number: str, caller_id: str, scenario: Scenario) -> Call:
@@ -182,33 +221,44 @@ class Phones:
             end_reason="flash",
             ended_at=self._stamp(),
         )
-        self.calls.append(call)
+        self.add(call)
         return call
 
     def play(self, call: Call, text: str, *, after: float = 0.0) -> float:
         """Speak a prompt on the call, `after` seconds from now (once what plays before it has ended); returns the
         seconds until it has been spoken."""
         call.prompts.append(text)
+        self.dirty("call", call.id)
         ends = after + speaking_time(text)
         call.prompt_ends = self.clock.now() + ends
         return ends
 
-    def later(self, call: Call, seconds: float, callback: Any, label: str) -> Timer:
-        """A vendor timer that dies with the call."""
-        return self._later(call, seconds, callback, label)
+    def later(self, call: Call, seconds: float, kind: str, **args: Any) -> str:
+        """A timer of `kind` for this call, which dies with it; returns its id."""
+        timer = self.clock.schedule(seconds, kind, call.id, args)
+        call.timers.append(timer.id)
+        self.dirty("call", call.id)
+        return timer.id
+
+    def cancel(self, call: Call, timer_id: str | None) -> None:
+        if timer_id is not None:
+            self.clock.cancel(timer_id)
+            if timer_id in call.timers:
+                call.timers.remove(timer_id)
+            self.dirty("call", call.id)
 
     def finish(self, call: Call, state: str) -> None:
         """End a call in one of its final states; the flow hears of it once."""
         if not call.live:
             return
-        for timer in call.timers:
-            timer.cancel()
+        for timer_id in call.timers:
+            self.clock.cancel(timer_id)
         call.timers.clear()
         call.state = "completed" if state in ("hangup", "completed", "callee_hangup") else state
         call.end_reason = state
         call.ended_at = self._stamp()
-        if call.flow is not None:
-            call.flow.ended(call, state)
+        self.dirty("call", call.id)
+        self._flow(call, "ended", state)
 
     # -- what the callee does (scenario or handset) ----------------------------------------------------------------
 
@@ -217,8 +267,8 @@ class Phones:
             raise ApiError(Problem.CONFLICT, f"Call {call.id} is {call.state}, not ringing.")
         call.state = "in_progress"
         call.answered_at = self._stamp()
-        if call.flow is not None:
-            call.flow.answered(call)
+        self.dirty("call", call.id)
+        self._flow(call, "answered")
 
     def press(self, call: Call, digits: str) -> None:
         if call.state != "in_progress":
@@ -229,8 +279,8 @@ class Phones:
             if not call.live:
                 break
             call.digits += digit
-            if call.flow is not None:
-                call.flow.pressed(call, digit)
+            self.dirty("call", call.id)
+            self._flow(call, "pressed", digit)
 
     def hangup(self, call: Call) -> None:
         if not call.live:
@@ -273,27 +323,51 @@ class Phones:
 
     # -- internals -------------------------------------------------------------------------------------------------
 
-    def _answer_scripted(self, call: Call, scenario: Scenario) -> None:
-        if call.state != "ringing":
-            return
-        self.answer(call)
-        for press in scenario.callee.presses:
-            self._later(call, press.at, lambda digits=press.digits: self._press_scripted(call, digits), "press")
-        if scenario.callee.hangs_up_after is not None:
-            self._later(call, scenario.callee.hangs_up_after, lambda: self.finish(call, "callee_hangup"), "hangup")
-
-    def _press_scripted(self, call: Call, digits: str) -> None:
-        if call.state == "in_progress":
-            self.press(call, digits)
-
-    def _ring_out(self, call: Call) -> None:
-        if call.state == "ringing":
-            self.finish(call, "no_answer")
-
-    def _later(self, call: Call, seconds: float, callback: Any, label: str) -> Timer:
-        timer = self.clock.call_later(seconds, callback, f"call {call.id} {label}")
-        call.timers.append(timer)
-        return timer
+    def _flow(self, call: Call, event: str, *args: str) -> None:
+        if call.flow is not None and self.mock is not None:
+            getattr(FLOWS[call.flow["flow"]], event)(self.mock, call, *args)
+            self.dirty("call", call.id)  # the flow's state is in the call
 
     def _stamp(self) -> str:
         return self.clock.now_datetime().isoformat()
+
+
+# -- what a callee's script does, on the clock -----------------------------------------------------------------------
+
+
+def _live_call(mock: Mock, t: Timer) -> Call | None:
+    return mock.phones.by_id.get(t.key)
+
+
+@timer("call.end", record="call")
+def _end(mock: Mock, t: Timer) -> None:
+    call = _live_call(mock, t)
+    if call is not None:
+        mock.phones.finish(call, t.args["state"])
+
+
+@timer("call.ring_out", record="call")
+def _ring_out(mock: Mock, t: Timer) -> None:
+    call = _live_call(mock, t)
+    if call is not None and call.state == "ringing":
+        mock.phones.finish(call, "no_answer")
+
+
+@timer("call.answer", record="call")
+def _answer_scripted(mock: Mock, t: Timer) -> None:
+    call = _live_call(mock, t)
+    if call is None or call.state != "ringing":
+        return
+    phones = mock.phones
+    phones.answer(call)
+    for press in t.args["presses"]:
+        phones.later(call, press["at"], "call.press", digits=press["digits"])
+    if t.args["hangs_up_after"] is not None:
+        phones.later(call, t.args["hangs_up_after"], "call.end", state="callee_hangup")
+
+
+@timer("call.press", record="call")
+def _press_scripted(mock: Mock, t: Timer) -> None:
+    call = _live_call(mock, t)
+    if call is not None and call.state == "in_progress":
+        mock.phones.press(call, t.args["digits"])

@@ -1,6 +1,8 @@
 """The one clock every timer runs on: real, scaled (N times faster) or manual (moves only when told).
 
-Timers are plain callbacks kept in a heap by due time. `advance` runs everything that falls due, in order, each
+Timers are data: a kind, the key of the record they act on, a due time on this clock and JSON arguments, kept in
+a heap by due time. What a kind does is a plain function the engine finds by name (`fire`), so a timer can be
+written to a store and run by another process or version. `advance` runs everything that falls due, in order, each
 at its own instant, so a ten-second keypress timeout or a three-day review takes no wall time in a test. In the
 real and scaled modes a background task also runs timers as their time comes.
 """
@@ -15,8 +17,9 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from verifymock.errors import ApiError, ConfigError, Problem
 
@@ -33,24 +36,29 @@ COMPACT_AT = 1000  # cancelled timers in the heap before it is worth rebuilding
 
 @dataclass(slots=True)
 class Timer:
+    """What is due when: `kind` names the function that runs it, `key` the record it acts on."""
+
     due: float
     seq: int
-    callback: Callable[[], None]
-    label: str = ""
+    kind: str
+    key: str
+    args: dict[str, Any]
     cancelled: bool = False
-    clock: Clock | None = field(default=None, repr=False)
 
-    def cancel(self) -> None:
-        if not self.cancelled and self.clock is not None:
-            self.clock.cancelled += 1
-        self.cancelled = True
-        # it will never run: let go of the callback, and of the call or verification its closure refers back to,
-        # now rather than when the heap is next compacted
-        self.callback = _nothing
+    @property
+    def id(self) -> str:
+        return f"t{self.seq}"
+
+    def to_data(self) -> dict[str, Any]:
+        return {"due": self.due, "seq": self.seq, "kind": self.kind, "key": self.key, "args": self.args}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Timer:
+        return cls(float(data["due"]), int(data["seq"]), str(data["kind"]), str(data["key"]), dict(data["args"]))
 
 
-def _nothing() -> None:
-    pass
+def _unhandled(timer: Timer) -> None:
+    raise LookupError(f"no function runs timers of kind {timer.kind!r}")
 
 
 def parse_mode(text: str) -> tuple[str, float]:
@@ -76,29 +84,38 @@ class Clock:
         self._offset = 0.0
         # (due, seq, timer): tuples compare in C, where a dataclass's generated `__lt__` is Python (seq breaks ties)
         self._timers: list[tuple[float, int, Timer]] = []
+        self._live: dict[str, Timer] = {}  # by id: what a record cancels
         self.cancelled = 0  # cancelled timers still in the heap; dropped when they are most of it
         self._seq = itertools.count()
         self._wakeup: asyncio.Event | None = None
         self.advancing = False  # an `advance` is running (a reset waits for it too)
+        # runs a timer that fell due: the engine looks its kind up in the registry
+        self.fire: Callable[[Timer], None] = _unhandled
+        # with a durable store: timers scheduled, and ids fired or cancelled, since the store last took them
+        self.tracking = False
+        self.added: dict[str, Timer] = {}
+        self.removed: set[str] = set()
         # awaited after each timer during `advance`: the engine lets the webhooks a timer caused be attempted
         self.settle: Callable[[], Awaitable[None]] | None = None
         # called after timers ran outside a request (real and scaled clocks): the engine saves its state
         self.persist: Callable[[], None] | None = None
 
     def export(self) -> dict[str, object]:
-        """What a restart needs to go on: the time on this clock and every timer still due."""
-        return {"now": self.now(), "timers": self.pending(), "seq": self._peek_seq()}
+        """What a restart needs to go on: the time on this clock and the next timer number (timers are kept by
+        the store one by one)."""
+        return {"now": self.now(), "seq": self._peek_seq()}
 
-    def restore(self, state: dict[str, object]) -> None:
+    def restore(self, state: dict[str, Any], timers: list[Timer]) -> None:
         """Continue from an export. A real clock keeps real time (timers that fell due while the server was down run
         at once); a manual or scaled clock continues from the time it had."""
-        timers = [(t.due, t.seq, t) for t in state["timers"]]  # type: ignore[attr-defined]
-        heapq.heapify(timers)
-        self._timers = timers
-        self._seq = itertools.count(int(state["seq"]))  # type: ignore[call-overload]
+        entries = [(t.due, t.seq, t) for t in timers]
+        heapq.heapify(entries)
+        self._timers = entries
+        self._live = {t.id: t for t in timers}
+        self._seq = itertools.count(int(state["seq"]))
         self.cancelled = 0
         if self.mode != "real":
-            self._offset += float(state["now"]) - self.now()  # type: ignore[arg-type]
+            self._offset += float(state["now"]) - self.now()
 
     def _peek_seq(self) -> int:
         value = next(self._seq)
@@ -118,10 +135,14 @@ class Clock:
     def now_datetime(self) -> datetime:
         return datetime.fromtimestamp(self.now(), UTC)
 
-    def call_later(self, seconds: float, callback: Callable[[], None], label: str = "") -> Timer:
-        timer = Timer(self.now() + max(0.0, seconds), next(self._seq), callback, label, clock=self)
+    def schedule(self, seconds: float, kind: str, key: str, args: dict[str, Any] | None = None) -> Timer:
+        """A timer of `kind` for the record `key`, due `seconds` from now; its args must be JSON data."""
+        timer = Timer(self.now() + max(0.0, seconds), next(self._seq), kind, key, args or {})
         entry = (timer.due, timer.seq, timer)
         heapq.heappush(self._timers, entry)
+        self._live[timer.id] = timer
+        if self.tracking:
+            self.added[timer.id] = timer
         if self._wakeup is not None and entry is self._timers[0]:
             self._wakeup.set()  # only a new earliest timer changes how long the runner sleeps
         if self.cancelled > COMPACT_AT and self.cancelled * 2 > len(self._timers):
@@ -131,12 +152,34 @@ class Clock:
             self.cancelled = 0
         return timer
 
+    def cancel(self, timer_id: str | None) -> None:
+        """The timer will not run (nothing happens if it ran already or is unknown)."""
+        timer = self._live.pop(timer_id, None) if timer_id else None
+        if timer is None:
+            return
+        timer.cancelled = True
+        self.cancelled += 1
+        self._forget(timer)
+
+    def _forget(self, timer: Timer) -> None:
+        if self.tracking and self.added.pop(timer.id, None) is None:
+            self.removed.add(timer.id)
+
+    def take_changes(self) -> tuple[list[Timer], set[str]]:
+        """Timers scheduled and ids gone since the last call: what a store writes."""
+        added, removed = list(self.added.values()), self.removed
+        self.added, self.removed = {}, set()
+        return added, removed
+
     def pending(self) -> list[Timer]:
         return [e[2] for e in sorted(self._timers) if not e[2].cancelled]
 
     def clear(self) -> None:
         """Forget every timer; a manual clock also goes back to its start, so a reset test sees the same times."""
         self._timers.clear()
+        self._live.clear()
+        self.added.clear()
+        self.removed.clear()
         self.cancelled = 0
         if self.mode == "manual":
             self._offset = 0.0
@@ -193,10 +236,12 @@ class Clock:
         return ran
 
     def _run(self, timer: Timer) -> None:
+        self._live.pop(timer.id, None)
+        self._forget(timer)
         try:
-            timer.callback()
+            self.fire(timer)
         except Exception:
-            log.exception("timer %s failed", timer.label or timer.callback)
+            log.exception("timer %s %s for %s failed", timer.id, timer.kind, timer.key)
 
     async def run_forever(self) -> None:
         """Run timers as they fall due (real and scaled clocks); a manual clock only moves when advanced."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifymock.errors import ApiError, Problem
+from verifymock.state.dirty import Dirty
 
 CONNECTION_FAULTS = ("close", "reset")
 
@@ -63,11 +64,18 @@ MAX_FAULTS = 1000
 
 
 class Faults:
-    STATE = ("active", "_ids")
-
     def __init__(self) -> None:
         self.active: list[Fault] = []
         self._ids = itertools.count(1)
+        self.dirty = Dirty()  # the engine's, when a store writes what changes
+
+    def next_id(self) -> int:
+        value = next(self._ids)
+        self._ids = itertools.count(value)
+        return value
+
+    def continue_from(self, next_id: int) -> None:
+        self._ids = itertools.count(next_id)
 
     def clear(self) -> None:
         self.active.clear()
@@ -92,11 +100,13 @@ class Faults:
             remaining=body.get("times"),
         )
         self.active.append(fault)
+        self.dirty("fault", fault.id)
         return fault
 
     def remove(self, fault_id: int) -> bool:
         before = len(self.active)
         self.active = [f for f in self.active if f.id != fault_id]
+        self.dirty("fault", fault_id)
         return len(self.active) != before
 
     def match(self, operation_id: str, numbers: list[str]) -> Fault | None:
@@ -107,6 +117,7 @@ class Faults:
                 continue
             if fault.remaining is not None:
                 fault.remaining -= 1
+                self.dirty("fault", fault.id)
                 if fault.remaining <= 0:
                     self.active.remove(fault)
             return fault

@@ -17,6 +17,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
 from verifymock.errors import ApiError, ConfigError, ConfigErrors, Problem, ScenarioError
+from verifymock.state.dirty import Dirty
 from verifymock.webhooks import Breakage
 
 try:
@@ -233,13 +234,12 @@ def load(directories: list[Path]) -> dict[str, Scenario]:
 
 
 class Scenarios:
-    STATE = ("bindings",)
-
     def __init__(self, scenarios: dict[str, Scenario]) -> None:
         self.all = scenarios
         self.by_number = {n: s for s in scenarios.values() for n in s.numbers}
         self.by_business = {name.casefold(): s for s in scenarios.values() for name in s.business_names}
         self.bindings: dict[str, str] = {}
+        self.dirty = Dirty()  # the engine's, when a store writes what changes
 
     def get(self, scenario_id: str) -> Scenario:
         scenario = self.all.get(scenario_id)
@@ -264,6 +264,7 @@ class Scenarios:
                 f"{MAX_BINDINGS} numbers are bound already; unbind some (DELETE /_mock/bindings/{{number}}) or reset.",
             )
         self.bindings[phone_number] = scenario_id
+        self.dirty("binding", phone_number)
 
     def prune(self) -> list[str]:
         """Drop the bindings whose scenario no longer exists (its file deleted under --watch, or a restart without
@@ -274,9 +275,11 @@ class Scenarios:
                 "%s was bound to scenario %r, which no longer exists: binding dropped", number, self.bindings[number]
             )
             del self.bindings[number]
+            self.dirty("binding", number)
         return gone
 
     def unbind(self, phone_number: str) -> bool:
+        self.dirty("binding", phone_number)
         return self.bindings.pop(phone_number, None) is not None
 
     def select(self, phone_number: str | None, header: str | None) -> Scenario:

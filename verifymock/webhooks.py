@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,6 +25,8 @@ from nacl.signing import SigningKey
 
 from verifymock import jsonio
 from verifymock.clock import Clock, Timer
+from verifymock.registry import timer
+from verifymock.state.dirty import Dirty
 
 log = logging.getLogger("verifymock.webhooks")
 
@@ -101,8 +103,9 @@ class Breakage:
     out_of_order: bool = False
 
 
-BodyFor = Callable[[int, str], bytes]  # (attempt number, url) -> the exact bytes to send
-HeadersFor = Callable[[bytes, bool], dict[str, str]]  # (body, tamper) -> signed headers
+# How a delivery's body is made and signed: Telnyx's envelope, counted and signed anew per attempt; TeleSign's fixed
+# body signed with the customer's key; CM's fixed body, unsigned.
+SIGNINGS = ("telnyx", "telesign", "none")
 
 
 @dataclass
@@ -114,15 +117,24 @@ class Delivery:
     failover_url: str | None
     created_at: str
     subject: str
-    body_for: BodyFor
-    headers_for: HeadersFor
+    signing: str  # one of SIGNINGS
+    payload: Any  # Telnyx: the event's `data`; else the body's text
+    customer_id: str | None = None  # TeleSign: whose key signs it
     breakage: Breakage = field(default_factory=Breakage)
     attempts: list[Attempt] = field(default_factory=list)
     rounds: int = 0
     state: str = "pending"
     in_flight: bool = False  # a round of attempts is under way (a restart starts it again)
-    timer: Timer | None = None  # the held first round or the next retry, cancelled if the delivery is dropped
+    timer: str | None = None  # the held first round or the next retry, cancelled if the delivery is dropped
     dropped: bool = False  # let go of by --retain: no further round starts
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Delivery:
+        attempts = [Attempt(**a) for a in data["attempts"]]
+        return cls(**{**data, "breakage": Breakage(**data["breakage"]), "attempts": attempts})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,25 +151,42 @@ class Delivery:
 
 
 class Webhooks:
-    STATE = ("deliveries", "_ids")
-
     def __init__(self, clock: Clock, signer: TelnyxSigner, allowed_hosts: frozenset[str] | None = None) -> None:
         self.clock = clock
         self.signer = signer
         self.allowed_hosts = allowed_hosts
         self.deliveries: deque[Delivery] = deque()
+        self.by_id: dict[int, Delivery] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.persist: Callable[[], None] | None = None  # called when a round of attempts ends
+        self.telesign_key: Callable[[str], str | None] | None = None
+        self.dirty = (
+            Dirty()
+        )  # the engine's, when a store writes what changes  # a TeleSign customer's API key, which signs
 
     def resume(self) -> None:
         """After a restart: start again the rounds that were under way when the server stopped."""
         for delivery in self.deliveries:
             if delivery.in_flight:
-                self._start_round(delivery)
+                self.start_round(delivery)
 
     def clear(self) -> None:
         self.deliveries.clear()
+        self.by_id.clear()
+
+    def next_id(self) -> int:
+        value = next(self._ids)
+        self._ids = itertools.count(value)
+        return value
+
+    def restore(self, deliveries: list[Delivery], next_id: int) -> None:
+        self.deliveries = deque(deliveries)
+        self.by_id = {d.id: d for d in deliveries}
+        self._ids = itertools.count(next_id)
+
+    def continue_from(self, next_id: int) -> None:
+        self._ids = itertools.count(max(next_id, self.next_id()))
 
     def send(
         self,
@@ -167,8 +196,9 @@ class Webhooks:
         url: str,
         failover_url: str | None,
         subject: str,
-        body_for: BodyFor,
-        headers_for: HeadersFor,
+        signing: str,
+        payload: Any,
+        customer_id: str | None = None,
         breakage: Breakage | None = None,
     ) -> Delivery:
         """Start delivering: the first round of attempts runs now, on the event loop; the request goes on."""
@@ -180,22 +210,23 @@ class Webhooks:
             failover_url=failover_url or None,
             created_at=self.clock.now_datetime().isoformat(),
             subject=subject,
-            body_for=body_for,
-            headers_for=headers_for,
+            signing=signing,
+            payload=payload,
+            customer_id=customer_id,
             breakage=breakage or Breakage(),
         )
         self.deliveries.append(delivery)
+        self.by_id[delivery.id] = delivery
+        self.dirty("delivery", delivery.id)
         hold = delivery.breakage.late_seconds
         if delivery.breakage.out_of_order and not any(
             d.subject == subject and d is not delivery for d in self.deliveries
         ):
             hold += OUT_OF_ORDER_HOLD
         if hold:
-            delivery.timer = self.clock.call_later(
-                hold, lambda: self._start_round(delivery), f"webhook {delivery.id} held"
-            )
+            delivery.timer = self.clock.schedule(hold, "webhook.round", str(delivery.id)).id
         else:
-            self._start_round(delivery)
+            self.start_round(delivery)
         return delivery
 
     def send_telnyx(
@@ -214,10 +245,25 @@ class Webhooks:
             url=url,
             failover_url=failover_url,
             subject=subject,
-            body_for=lambda attempt, to: jsonio.dumps({"data": data, "meta": {"attempt": attempt, "delivered_to": to}}),
-            headers_for=lambda body, tamper: self.signer.headers(body, tamper=tamper),
+            signing="telnyx",
+            payload=data,
             breakage=breakage,
         )
+
+    def _body(self, delivery: Delivery, attempt: int, url: str) -> bytes:
+        if delivery.signing == "telnyx":
+            return jsonio.dumps({"data": delivery.payload, "meta": {"attempt": attempt, "delivered_to": url}})
+        return str(delivery.payload).encode()
+
+    def _headers(self, delivery: Delivery, body: bytes, tamper: bool) -> dict[str, str]:
+        if delivery.signing == "telnyx":
+            return self.signer.headers(body, tamper=tamper)
+        key = self.telesign_key(delivery.customer_id) if self.telesign_key and delivery.customer_id else None
+        if delivery.signing == "telesign" and key is not None:  # (a customer no longer configured: unsigned)
+            from verifymock.vendors.telesign import callback_headers
+
+            return callback_headers(delivery.customer_id or "", key, body, tamper)
+        return {"content-type": "application/json"}
 
     def watch(self) -> None:
         """From here on, the rounds this request starts (directly, or through the timers it runs) are the ones its
@@ -237,15 +283,17 @@ class Webhooks:
     def drop(self, delivery: Delivery) -> None:
         """Let go of a delivery (retention): its held round or next retry is cancelled, and no round starts again."""
         delivery.dropped = True
-        if delivery.timer is not None:
-            delivery.timer.cancel()
-            delivery.timer = None
+        self.by_id.pop(delivery.id, None)
+        self.dirty("delivery", delivery.id)
+        self.clock.cancel(delivery.timer)
+        delivery.timer = None
 
-    def _start_round(self, delivery: Delivery) -> None:
+    def start_round(self, delivery: Delivery) -> None:
         delivery.timer = None
         if delivery.dropped:
             return
         delivery.in_flight = True
+        self.dirty("delivery", delivery.id)
         task = asyncio.get_running_loop().create_task(self._rounded(delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -267,6 +315,7 @@ class Webhooks:
             await self._round(delivery)
         finally:
             delivery.in_flight = False
+            self.dirty("delivery", delivery.id)  # its attempts, state and next retry
             if self.persist is not None:
                 self.persist()
 
@@ -294,21 +343,20 @@ class Webhooks:
         if delivery.dropped:
             return
         if delivery.rounds <= len(RETRY_DELAYS):
-            delay = RETRY_DELAYS[delivery.rounds - 1]
-            delivery.timer = self.clock.call_later(
-                delay, lambda: self._start_round(delivery), f"webhook {delivery.id} retry"
-            )
+            delivery.timer = self.clock.schedule(
+                RETRY_DELAYS[delivery.rounds - 1], "webhook.round", str(delivery.id)
+            ).id
         else:
             delivery.state = "failed"
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery, url: str, repeat: bool = False) -> bool:
         number = len(delivery.attempts) + 1
-        body = delivery.body_for(number - 1 if repeat else number, url)
+        body = self._body(delivery, number - 1 if repeat else number, url)
         at = self.clock.now_datetime().isoformat()
         if number <= delivery.breakage.drop_attempts:
             delivery.attempts.append(Attempt(number, url, at, None, "dropped by the scenario", False))
             return False
-        headers = delivery.headers_for(body, delivery.breakage.bad_signature)
+        headers = self._headers(delivery, body, delivery.breakage.bad_signature)
         try:
             async with asyncio.timeout(ATTEMPT_DEADLINE):
                 # streamed and closed unread: only the status counts, so a receiver's endless body costs nothing
@@ -324,3 +372,11 @@ class Webhooks:
         ok = 200 <= status < 300
         delivery.attempts.append(Attempt(number, url, at, status, None, ok))
         return ok
+
+
+@timer("webhook.round", record="delivery")
+def _round_due(mock: Any, t: Timer) -> None:
+    """A held first round, or the next retry."""
+    delivery = mock.webhooks.by_id.get(int(t.key))
+    if delivery is not None:
+        mock.webhooks.start_round(delivery)

@@ -34,14 +34,6 @@ def test_retention_drops_the_oldest_verifications_and_calls_with_their_timers() 
         assert states == ["in_progress"] * 3
 
 
-class _Silent:
-    """A vendor flow that does nothing: calls placed only to push older ones out."""
-
-    def answered(self, call: object) -> None: ...
-    def pressed(self, call: object, digit: str) -> None: ...
-    def ended(self, call: object, reason: str) -> None: ...
-
-
 def test_retention_ends_a_dropped_live_call_so_its_dtmf_confirmation_does_not_stay_pending() -> None:
     app = create_app(Config(clock="manual", retain=2))
     with TestClient(app, base_url=LOCAL) as client:
@@ -51,7 +43,7 @@ def test_retention_ends_a_dropped_live_call_so_its_dtmf_confirmation_does_not_st
         phones, scenario = app.mock.phones, app.mock.scenarios.get("interactive")
         for number in ("+13035550002", "+13035550003"):  # two more calls (another vendor's): the first must go
             phones.place_call(
-                vendor="cm", kind="dtmf", phone_number=number, caller_id="+3100", scenario=scenario, flow=_Silent()
+                vendor="cm", kind="dtmf", phone_number=number, caller_id="+3100", scenario=scenario, flow=None
             )
         client.put("/_mock/bindings/+13035550009", json={"scenario": "interactive"})  # any change trims
         assert [c.phone_number for c in phones.calls] == ["+13035550002", "+13035550003"]
@@ -63,10 +55,10 @@ def test_retention_ends_a_dropped_live_call_so_its_dtmf_confirmation_does_not_st
 
 def test_clock_drops_cancelled_timers_once_they_are_most_of_the_heap() -> None:
     clock = Clock("manual")
-    timers = [clock.call_later(60, lambda: None) for _ in range(COMPACT_AT * 2)]
+    timers = [clock.schedule(60, "call.end", f"c{i}") for i in range(COMPACT_AT * 2)]
     for timer in timers[: COMPACT_AT + 10]:
-        timer.cancel()
-    clock.call_later(1, lambda: None)  # the next timer added compacts the heap
+        clock.cancel(timer.id)
+    clock.schedule(1, "call.end", "c")  # the next timer added compacts the heap
     assert clock.cancelled == 0
     assert len(clock._timers) == COMPACT_AT * 2 - (COMPACT_AT + 10) + 1
 

@@ -167,7 +167,7 @@ def test_cli_refuses_a_bad_flag_in_one_line(tmp_path: Path, flags: list[str], na
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("damage", ["garbage", "journal rows"])
+@pytest.mark.parametrize("damage", ["garbage", "record rows", "journal rows", "another program's"])
 def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: str) -> None:
     db = tmp_path / "mock.db"
     with running(["--state", f"sqlite:{db}", "--clock", "manual", "--quiet"], cwd=tmp_path) as (url, _):
@@ -176,9 +176,16 @@ def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: st
         data = bytearray(db.read_bytes())
         data[4096:8192] = os.urandom(4096)  # the pages after the header
         db.write_bytes(bytes(data))
+    elif damage == "record rows":
+        with sqlite3.connect(db) as connection:
+            connection.execute("UPDATE records SET data = '{not json'")
     elif damage == "journal rows":
         with sqlite3.connect(db) as connection:
-            connection.execute("UPDATE journal SET entry = x'00ff00ff'")
+            connection.execute("UPDATE journal SET headers = x'00ff00ff'")
+    else:  # a database verifymock did not write
+        db.unlink()
+        with sqlite3.connect(db) as connection:
+            connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
     result = subprocess.run(
         [*VERIFYMOCK, "serve", "--port", "0", "--state", f"sqlite:{db}"],
         cwd=tmp_path,

@@ -12,6 +12,7 @@ import orjson
 
 from tests.helpers import REPO, TELNYX_AUTH, VERIFYMOCK, make_profile, running
 from tests.receiver import Receiver, webhook_receiver
+from verifymock.state.sqlite import SCHEMA
 
 REQUESTS = 1000
 KILL_AFTER = 400  # answered requests before the SIGKILL
@@ -105,7 +106,7 @@ def test_state_restores_profiles_bindings_clock_and_key_after_a_clean_stop(tmp_p
         assert paths[0] == "/_mock/reset" and "/v2/verify_profiles" not in paths
 
 
-def test_state_file_of_another_version_is_refused_with_the_fix(tmp_path: Path) -> None:
+def test_state_file_of_a_newer_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
     import sqlite3
     import subprocess
     import sys
@@ -114,7 +115,8 @@ def test_state_file_of_another_version_is_refused_with_the_fix(tmp_path: Path) -
     with running(_options(db), cwd=REPO):
         pass
     with sqlite3.connect(db) as connection:
-        connection.execute("UPDATE meta SET value = '0.0.1' WHERE key = 'version'")
+        connection.execute(f"UPDATE meta SET value = '{SCHEMA + 1}' WHERE key = 'schema'")
+        connection.execute("""UPDATE meta SET value = '"99.0.0"' WHERE key = 'version'""")
     result = subprocess.run(
         [sys.executable, "-m", "verifymock", "serve", *_options(db), "--port", "0"],
         cwd=REPO,
@@ -123,7 +125,7 @@ def test_state_file_of_another_version_is_refused_with_the_fix(tmp_path: Path) -
         timeout=30,
     )
     assert result.returncode != 0
-    assert "--state" in result.stderr and "0.0.1" in result.stderr and "new file" in result.stderr
+    assert "--state" in result.stderr and "99.0.0" in result.stderr and "upgrade verifymock" in result.stderr
 
 
 def test_state_file_is_served_by_one_server_at_a_time(tmp_path: Path) -> None:
@@ -138,3 +140,82 @@ def test_state_file_is_served_by_one_server_at_a_time(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/_mock/health").status_code == 200  # the first goes on serving
     with running(_options(db), cwd=REPO) as (url, _):  # once it has stopped, the file is free
         assert httpx.get(f"{url}/_mock/health").status_code == 200
+
+
+def _file_of_the_previous_layout(db: Path) -> None:
+    """A state file as verifymock wrote it before state was data (schema 0): meta with a `format`, one pickled
+    snapshot, and journal entries pickled whole."""
+    import pickle
+    import sqlite3
+
+    from verifymock.journal import Entry
+
+    entry = Entry(
+        7, "2026-01-01T00:00:00+00:00", "POST", "/v2/verify_profiles", "", "CreateVerifyProfile", "telnyx", 200,
+        (("content-type", "application/json"),), b'{"name":"old"}', b'{"data":{}}', 1.5, ("p1",),
+    )  # fmt: skip
+    with sqlite3.connect(db) as connection:
+        connection.executescript(
+            """
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), state BLOB NOT NULL);
+            CREATE TABLE journal (id INTEGER PRIMARY KEY, entry BLOB NOT NULL);
+            """
+        )
+        connection.executemany("INSERT INTO meta VALUES (?, ?)", [("format", "2"), ("version", "0.9.0")])
+        connection.execute("INSERT INTO snapshot VALUES (1, ?)", (b"\x80\x05 not a snapshot this version reads",))
+        connection.execute("INSERT INTO journal VALUES (?, ?)", (entry.id, pickle.dumps(entry)))
+
+
+def test_state_file_of_the_previous_layout_is_migrated_and_served(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "mock.db"
+    _file_of_the_previous_layout(db)
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        [old, *_] = client.get("/_mock/journal").json()["data"]
+        assert (old["id"], old["path"], old["request"]["body"], old["touched"]) == (
+            7,
+            "/v2/verify_profiles",
+            {"name": "old"},
+            ["p1"],
+        )
+        profile_id = make_profile(client)  # and it serves, writing the new layout
+        assert client.get(f"/v2/verify_profiles/{profile_id}").status_code == 200
+    with sqlite3.connect(db) as connection:
+        meta = dict(connection.execute("SELECT key, value FROM meta"))
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert meta["schema"] == str(SCHEMA) and "format" not in meta
+    assert "snapshot" not in tables and {"records", "timers", "journal"} <= tables
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        assert client.get(f"/v2/verify_profiles/{profile_id}").status_code == 200  # kept as data from then on
+        assert client.get("/_mock/journal").json()["data"][0]["id"] == 7
+
+
+def test_state_file_written_change_by_change(tmp_path: Path) -> None:
+    """A request writes the records it changed, not the state: a check on one verification among many leaves
+    every other row as it was (its version too)."""
+    import sqlite3
+
+    db = tmp_path / "mock.db"
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        profile_id = make_profile(client, sms={})
+        ids = [
+            client.post(
+                "/v2/verifications/sms",
+                json={"phone_number": f"+1312555{i:04d}", "verify_profile_id": profile_id, "custom_code": "1234"},
+            ).json()["data"]["id"]
+            for i in range(20)
+        ]
+
+        def versions() -> dict[tuple[str, str], int]:
+            with sqlite3.connect(db) as connection:
+                return {(k, i): v for k, i, v in connection.execute("SELECT kind, id, version FROM records")}
+
+        before = versions()
+        accepted = client.post(f"/v2/verifications/{ids[3]}/actions/verify", json={"code": "1234"}).json()["data"]
+        assert accepted["response_code"] == "accepted"
+        after = versions()
+    changed = {key for key in before if after.get(key) != before[key]}
+    assert changed == {("verification", ids[3])}
+    assert after[("verification", ids[3])] == before[("verification", ids[3])] + 1

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
 from verifymock.calls import RING_TIMEOUT, Phones
 from verifymock.clock import Clock
+from verifymock.registry import TIMERS
 from verifymock.scenarios import Callee, Scenario
-
-
-class _Flow:
-    def answered(self, call: object) -> None: ...
-    def pressed(self, call: object, digit: str) -> None: ...
-    def ended(self, call: object, reason: str) -> None: ...
 
 
 def _place(outcome: str, after: float, ring_timeout: float = RING_TIMEOUT) -> tuple[Phones, Clock, str]:
     clock = Clock("manual")
     phones = Phones(clock)
+    engine = SimpleNamespace(phones=phones)  # what the timer functions read of the engine
+    clock.fire = lambda timer: TIMERS[timer.kind][0](engine, timer)  # type: ignore[arg-type]
     scenario = Scenario(id=f"test/{outcome}", summary="", callee=Callee(outcome=outcome, after=after))
     call = phones.place_call(
         vendor="telnyx",
@@ -27,7 +25,7 @@ def _place(outcome: str, after: float, ring_timeout: float = RING_TIMEOUT) -> tu
         phone_number="+13035550100",
         caller_id="+13035550199",
         scenario=scenario,
-        flow=_Flow(),
+        flow=None,
         ring_timeout=ring_timeout,
     )
     return phones, clock, call.id
@@ -36,22 +34,23 @@ def _place(outcome: str, after: float, ring_timeout: float = RING_TIMEOUT) -> tu
 @pytest.mark.parametrize(
     ("outcome", "after", "label", "final"),
     [
-        ("answers", 2, "answer", "in_progress"),
-        ("busy", 3, "busy", "busy"),
-        ("unreachable", 1, "unreachable", "failed"),
-        ("declines", 4, "declines", "declined"),
-        ("voicemail", 5, "voicemail", "voicemail"),
-        ("declines", RING_TIMEOUT + 10, "declines", "declined"),  # still ringing at the timeout: it ends as scripted
-        ("answers", RING_TIMEOUT + 10, "ring timeout", "no_answer"),  # would answer too late
-        ("never_answers", 2, "ring timeout", "no_answer"),
-        ("interactive", 2, "ring timeout", "no_answer"),  # unless someone answers through the handset API
+        ("answers", 2, "call.answer", "in_progress"),
+        ("busy", 3, "call.end busy", "busy"),
+        ("unreachable", 1, "call.end failed", "failed"),
+        ("declines", 4, "call.end declined", "declined"),
+        ("voicemail", 5, "call.end voicemail", "voicemail"),
+        ("declines", RING_TIMEOUT + 10, "call.end declined", "declined"),  # still ringing at the timeout: as scripted
+        ("answers", RING_TIMEOUT + 10, "call.ring_out", "no_answer"),  # would answer too late
+        ("never_answers", 2, "call.ring_out", "no_answer"),
+        ("interactive", 2, "call.ring_out", "no_answer"),  # unless someone answers through the handset API
     ],
 )
 def test_one_timer_ends_the_ringing_and_it_leads_to_the_scripted_state(
     outcome: str, after: float, label: str, final: str
 ) -> None:
     phones, clock, call_id = _place(outcome, after)
-    assert [timer.label.split(" ", 2)[-1] for timer in clock.pending()] == [label]
+    assert [f"{t.kind} {t.args.get('state', '')}".strip() for t in clock.pending()] == [label]
+    assert all(t.key == call_id for t in clock.pending())
 
     asyncio.run(clock.advance(RING_TIMEOUT + 60))
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
-from verifymock.clock import LAST_INSTANT, MANUAL_EPOCH, Clock, parse_mode
+from verifymock.clock import LAST_INSTANT, MANUAL_EPOCH, Clock, Timer, parse_mode
 from verifymock.errors import ApiError, ConfigError
+
+
+def _running(clock: Clock, kinds: dict[str, Callable[[Timer], object]]) -> Clock:
+    """The clock runs each timer by its kind, as the engine's registry would."""
+    clock.fire = lambda timer: kinds[timer.kind](timer)
+    return clock
 
 
 def test_clock_manual_stands_still_until_advanced() -> None:
@@ -22,18 +29,49 @@ def test_clock_advance_runs_timers_in_order_each_at_its_instant() -> None:
     clock = Clock("manual")
     seen: list[tuple[str, float]] = []
 
-    def record(name: str) -> None:
-        seen.append((name, clock.now() - MANUAL_EPOCH))
+    def record(timer: Timer) -> None:
+        seen.append((timer.key, clock.now() - MANUAL_EPOCH))
+        if timer.args.get("then"):  # a timer that sets another, one second on
+            clock.schedule(1, "record", timer.args["then"])
 
-    clock.call_later(5, lambda: record("five"))
-    clock.call_later(1, lambda: (record("one"), clock.call_later(1, lambda: record("two"))))
-    cancelled = clock.call_later(3, lambda: record("never"))
-    cancelled.cancel()
-    clock.call_later(30, lambda: record("later"))
+    _running(clock, {"record": record})
+    clock.schedule(5, "record", "five")
+    clock.schedule(1, "record", "one", {"then": "two"})
+    cancelled = clock.schedule(3, "record", "never")
+    clock.cancel(cancelled.id)
+    clock.schedule(30, "record", "later")
     ran = asyncio.run(clock.advance(10))
     assert seen == [("one", 1), ("two", 2), ("five", 5)]
     assert ran == 3
-    assert [round(t.due - MANUAL_EPOCH) for t in clock.pending()] == [30]
+    assert [(t.key, round(t.due - MANUAL_EPOCH)) for t in clock.pending()] == [("later", 30)]
+
+
+def test_clock_timers_are_data_and_a_restore_runs_them() -> None:
+    clock = Clock("manual")
+    clock.schedule(5, "record", "c1", {"digits": "12"})
+    clock.cancel(clock.schedule(6, "record", "gone").id)
+    stored = [Timer.from_data(t.to_data()) for t in clock.pending()]
+    state = clock.export()
+
+    seen: list[tuple[str, dict[str, object]]] = []
+    again = _running(Clock("manual"), {"record": lambda timer: seen.append((timer.key, timer.args))})
+    again.restore(state, stored)
+    asyncio.run(again.advance(10))
+    assert seen == [("c1", {"digits": "12"})]
+    assert again.schedule(1, "record", "next").seq > stored[0].seq  # numbering goes on
+
+
+def test_clock_tracks_what_a_store_must_write() -> None:
+    clock = Clock("manual")
+    _running(clock, {"noop": lambda timer: None})
+    clock.tracking = True
+    kept, fired, cancelled = (clock.schedule(s, "noop", k) for s, k in ((9, "kept"), (1, "fired"), (2, "cancelled")))
+    assert [t.id for t in clock.take_changes()[0]] == [kept.id, fired.id, cancelled.id]
+    clock.cancel(cancelled.id)
+    asyncio.run(clock.advance(5))
+    born_and_gone = clock.schedule(0, "noop", "x")
+    clock.cancel(born_and_gone.id)  # never written, so nothing to delete
+    assert clock.take_changes() == ([], {fired.id, cancelled.id})
 
 
 def test_clock_advance_lets_each_timer_settle_before_the_next() -> None:
@@ -44,9 +82,10 @@ def test_clock_advance_lets_each_timer_settle_before_the_next() -> None:
         order.append("settled")
 
     clock.settle = settle
-    clock.call_later(1, lambda: order.append("a"))
-    clock.call_later(2, lambda: order.append("b"))
-    clock.call_later(2, lambda: order.append("b2"))
+    _running(clock, {"append": lambda timer: order.append(timer.key)})
+    clock.schedule(1, "append", "a")
+    clock.schedule(2, "append", "b")
+    clock.schedule(2, "append", "b2")
     asyncio.run(clock.advance(5))
     # what each timer caused is settled before the next runs; nothing is awaited before the first
     assert order == ["a", "settled", "b", "settled", "b2", "settled"]
@@ -61,7 +100,8 @@ def test_clock_refuses_a_second_advance_while_one_runs() -> None:
             await release.wait()
 
         clock.settle = settle
-        clock.call_later(1, lambda: None)
+        _running(clock, {"noop": lambda timer: None})
+        clock.schedule(1, "noop", "x")
         first = asyncio.create_task(clock.advance(6))
         await asyncio.sleep(0)
         with pytest.raises(ApiError) as refused:
@@ -86,7 +126,8 @@ def test_clock_scaled_runs_timers_in_the_background() -> None:
     async def scenario() -> float:
         clock = Clock("scaled:1000")
         fired = asyncio.Event()
-        clock.call_later(10, fired.set)  # ten clock seconds, 10 ms of wall time
+        _running(clock, {"set": lambda timer: fired.set()})
+        clock.schedule(10, "set", "x")  # ten clock seconds, 10 ms of wall time
         ticking = asyncio.create_task(clock.run_forever())
         try:
             await asyncio.wait_for(fired.wait(), timeout=5)

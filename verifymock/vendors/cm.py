@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 import regex
 
 from verifymock import jsonio
-from verifymock.calls import Call, Phones
+from verifymock.calls import Call
+from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
 from verifymock.ids import new_id
+from verifymock.registry import flow, timer
 from verifymock.scenarios import Scenario
+from verifymock.webhooks import Breakage
 
 if TYPE_CHECKING:
     from verifymock.engine import Mock
@@ -58,6 +63,7 @@ def e164(number: str, pointer: str) -> str:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
+@functools.lru_cache(maxsize=256)  # a call's pattern is matched at each attempt; its state holds only the text
 def compile_pattern(pattern: str) -> regex.Pattern[str]:
     """A caller's `regex`, compiled once its cost is known to be bounded; ApiError (422) otherwise."""
     atoms, depth = _pattern_cost(pattern)
@@ -130,7 +136,6 @@ def _pattern_cost(pattern: str) -> tuple[int, int]:
 
 class CM:
     name = "cm"
-    STATE: tuple[str, ...] = ()  # its calls live in Phones
 
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
@@ -187,14 +192,13 @@ class CM:
 
     def place(self, body: Body, scenario: Scenario) -> Body:
         call_id = new_id()
-        flow = DtmfCollection(self, call_id, body, scenario)
         call = self.mock.phones.place_call(
             vendor="cm",
             kind="request_dtmf",
             phone_number=body["callee"],
             caller_id="anonymous" if body.get("anonymous") else body["caller"],
             scenario=scenario,
-            flow=flow,
+            flow=DtmfCollection.start(body, scenario),
             ring_timeout=float(body.get("max-ringing-timeout") or 60),
             call_id=call_id,
         )
@@ -208,20 +212,20 @@ class CM:
             "success": True,
         }
 
-    def finished(self, flow: DtmfCollection, call: Call, reason: str) -> None:
-        url = flow.body.get("callback-url")
+    def finished(self, flow: Body, call: Call, reason: str) -> None:
+        url = flow["body"].get("callback-url")
         if not url:
             return
         code, description, sip_code, sip_reason = RESULTS.get(reason, RESULTS["completed"])
         payload = {
             "type": "dtmf-finished",
             "call-id": call.id,
-            "instruction-id": flow.body.get("instruction-id"),
-            "caller": flow.body["caller"],
-            "callee": flow.body["callee"],
-            "digits": flow.last_input,
-            "valid": flow.valid,
-            "attempts": flow.attempts,
+            "instruction-id": flow["body"].get("instruction-id"),
+            "caller": flow["body"]["caller"],
+            "callee": flow["body"]["callee"],
+            "digits": flow["last_input"],
+            "valid": flow["valid"],
+            "attempts": flow["attempts"],
             "result": {
                 "code": code,
                 "description": description,
@@ -237,94 +241,125 @@ class CM:
             url=url,
             failover_url=None,
             subject=call.id,
-            body_for=lambda _attempt, _url: raw,
-            headers_for=lambda _body, _tamper: {"content-type": "application/json"},
-            breakage=flow.scenario.webhooks,
+            signing="none",
+            payload=raw.decode(),
+            breakage=Breakage(**flow["webhooks"]),
         )
 
 
+@flow("cm.request_dtmf")
 class DtmfCollection:
     """Collect digits until a terminator, max-digits or the inter-digit timeout; check min/max digits and the
-    regex; an empty or invalid attempt plays the invalid prompt (if any) and starts again, up to max-attempts."""
+    regex; an empty or invalid attempt plays the invalid prompt (if any) and starts again, up to max-attempts.
+    Its state, in the call's flow: the request, the attempt and its input, and the timer of the wait for a digit."""
 
-    def __init__(self, cm: CM, call_id: str, body: Body, scenario: Scenario) -> None:
-        self.cm = cm
-        self.phones: Phones = cm.mock.phones
-        self.body = body
-        self.scenario = scenario
+    NAME = "cm.request_dtmf"
+
+    @staticmethod
+    def start(body: Body, scenario: Scenario) -> Body:
         terminators = body.get("terminators")
-        self.terminators: str = "#" if terminators is None else str(terminators)
-        self.low = body.get("min-digits") or 1
-        self.high = body.get("max-digits")
-        self.max_attempts = body.get("max-attempts") or DEFAULT_ATTEMPTS
-        self.timeout = (body.get("timeout") or 5000) / 1000
-        self.pattern = compile_pattern(body.get("regex") or DEFAULT_PATTERN)
-        self.attempts = 0
-        self.input = ""
-        self.last_input = ""
-        self.valid = False
-        self.collecting = False
-        self.wait: Any = None
+        return {
+            "flow": DtmfCollection.NAME,
+            "body": body,
+            "webhooks": asdict(scenario.webhooks),
+            "terminators": "#" if terminators is None else str(terminators),
+            "low": body.get("min-digits") or 1,
+            "high": body.get("max-digits"),
+            "max_attempts": body.get("max-attempts") or DEFAULT_ATTEMPTS,
+            "timeout": (body.get("timeout") or 5000) / 1000,
+            "attempts": 0,
+            "input": "",
+            "last_input": "",
+            "valid": False,
+            "collecting": False,
+            "wait": None,
+        }
 
-    def answered(self, call: Call) -> None:
-        self._attempt(call)
+    @staticmethod
+    def answered(mock: Mock, call: Call) -> None:
+        DtmfCollection._attempt(mock, call)
 
-    def pressed(self, call: Call, digit: str) -> None:
-        if not self.collecting:
+    @staticmethod
+    def pressed(mock: Mock, call: Call, digit: str) -> None:
+        state = call.flow
+        assert state is not None
+        if not state["collecting"]:
             return
-        self.wait.cancel()
-        if digit in self.terminators:
-            self._evaluate(call)
+        mock.phones.cancel(call, state["wait"])
+        if digit in state["terminators"]:
+            DtmfCollection._evaluate(mock, call)
             return
-        self.input += digit
-        if self.high is not None and len(self.input) >= self.high:
-            self._evaluate(call)
+        state["input"] += digit
+        if state["high"] is not None and len(state["input"]) >= state["high"]:
+            DtmfCollection._evaluate(mock, call)
         else:
-            self.wait = self.phones.later(call, self.timeout, lambda: self._timed_out(call), "inter-digit timeout")
+            state["wait"] = mock.phones.later(call, state["timeout"], "cm.digit_wait")
 
-    def ended(self, call: Call, reason: str) -> None:
-        self.collecting = False
-        self.cm.finished(self, call, reason)
+    @staticmethod
+    def ended(mock: Mock, call: Call, reason: str) -> None:
+        assert call.flow is not None
+        call.flow["collecting"] = False
+        mock.cm.finished(call.flow, call, reason)
 
-    def _attempt(self, call: Call, after: float = 0.0) -> None:
+    @staticmethod
+    def _attempt(mock: Mock, call: Call, after: float = 0.0) -> None:
         """A new attempt: the prompt plays (once what plays before it has ended) and the timeout for the first
         digit starts when it ends."""
-        self.attempts += 1
-        self.input = ""
-        self.collecting = True
-        playing = self.phones.play(call, self.body["prompt"], after=after)
-        self.wait = self.phones.later(
-            call, playing + self.timeout, lambda: self._timed_out(call), "inter-digit timeout"
-        )
+        state = call.flow
+        assert state is not None
+        state["attempts"] += 1
+        state["input"] = ""
+        state["collecting"] = True
+        playing = mock.phones.play(call, state["body"]["prompt"], after=after)
+        state["wait"] = mock.phones.later(call, playing + state["timeout"], "cm.digit_wait")
 
-    def _timed_out(self, call: Call) -> None:
-        if self.input:
-            self._evaluate(call)
+    @staticmethod
+    def timed_out(mock: Mock, call: Call) -> None:
+        state = call.flow
+        assert state is not None
+        state["wait"] = None
+        if state["input"]:
+            DtmfCollection._evaluate(mock, call)
         else:
-            self.last_input = ""
-            self._failed(call, 0.0)
+            state["last_input"] = ""
+            DtmfCollection._failed(mock, call, 0.0)
 
-    def _evaluate(self, call: Call) -> None:
-        self.collecting = False
-        self.last_input = self.input
-        if self._acceptable(self.input):
-            self.valid = True
-            self.phones.play(call, self.body["valid-prompt"])
-            self.phones.finish(call, "completed")
+    @staticmethod
+    def _evaluate(mock: Mock, call: Call) -> None:
+        state = call.flow
+        assert state is not None
+        state["collecting"] = False
+        state["last_input"] = state["input"]
+        if DtmfCollection._acceptable(state, state["input"]):
+            state["valid"] = True
+            mock.phones.play(call, state["body"]["valid-prompt"])
+            mock.phones.finish(call, "completed")
         else:
-            playing = self.phones.play(call, self.body["invalid-prompt"]) if self.body.get("invalid-prompt") else 0.0
-            self._failed(call, playing)
+            invalid = state["body"].get("invalid-prompt")
+            playing = mock.phones.play(call, invalid) if invalid else 0.0
+            DtmfCollection._failed(mock, call, playing)
 
-    def _acceptable(self, digits: str) -> bool:
-        if len(digits) < self.low or (self.high is not None and len(digits) > self.high):
+    @staticmethod
+    def _acceptable(state: Body, digits: str) -> bool:
+        if len(digits) < state["low"] or (state["high"] is not None and len(digits) > state["high"]):
             return False
         try:
-            return self.pattern.fullmatch(digits, timeout=REGEX_TIME_LIMIT) is not None
+            pattern = compile_pattern(state["body"].get("regex") or DEFAULT_PATTERN)
+            return pattern.fullmatch(digits, timeout=REGEX_TIME_LIMIT) is not None
         except TimeoutError:
             return False  # a pattern too slow to decide is treated as not matching
 
-    def _failed(self, call: Call, playing: float) -> None:
-        if self.attempts >= self.max_attempts:
-            self.phones.finish(call, "completed")
+    @staticmethod
+    def _failed(mock: Mock, call: Call, playing: float) -> None:
+        assert call.flow is not None
+        if call.flow["attempts"] >= call.flow["max_attempts"]:
+            mock.phones.finish(call, "completed")
         else:
-            self._attempt(call, after=playing)
+            DtmfCollection._attempt(mock, call, after=playing)
+
+
+@timer("cm.digit_wait", record="call")
+def _digit_wait(mock: Mock, t: Timer) -> None:
+    call = mock.phones.by_id.get(t.key)
+    if call is not None and call.flow is not None and call.live:
+        DtmfCollection.timed_out(mock, call)

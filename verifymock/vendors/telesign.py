@@ -8,16 +8,19 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from verifymock import jsonio
-from verifymock.calls import Call, Phones
+from verifymock.calls import Call
+from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
 from verifymock.ids import new_digits, new_hex
+from verifymock.registry import flow, timer
 from verifymock.scenarios import Scenario
+from verifymock.webhooks import Breakage
 
 if TYPE_CHECKING:
     from verifymock.engine import Mock
@@ -79,12 +82,19 @@ class Transaction:
     status_code: int
     updated_on: str
     callback_url: str | None
-    scenario: Scenario
+    webhooks: Body = field(default_factory=dict)  # the scenario's breakage of its callbacks
     code_state: str = "UNKNOWN"
     code_entered: str | None = ""
     attempts: int = 0
     call_id: str | None = None
     caller_id: str = CALLER_ID
+
+    def to_data(self) -> Body:
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: Body) -> Transaction:
+        return cls(**data)
 
     def status(self) -> Body:
         return {"code": self.status_code, "description": STATUS[self.status_code], "updated_on": self.updated_on}
@@ -102,17 +112,16 @@ class Transaction:
 
 class TeleSign:
     name = "telesign"
-    STATE = ("transactions", "_nonces")
 
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
         self.customers: dict[str, str] = dict(mock.config.telesign_customers) or {DEFAULT_CUSTOMER_ID: DEFAULT_API_KEY}
         self.transactions: dict[str, Transaction] = {}
-        self._nonces: dict[str, float] = {}  # nonce -> real time it was first seen
+        self.nonces: dict[str, float] = {}  # nonce -> real time it was first seen
 
     def clear(self) -> None:
         self.transactions.clear()
-        self._nonces.clear()
+        self.nonces.clear()
 
     # -- authentication -------------------------------------------------------------------------------------------
 
@@ -187,15 +196,17 @@ class TeleSign:
         now = time.time()
         # oldest first (a dict keeps insertion order): forgetting stops at the first nonce still in the window, and
         # past MAX_NONCES the oldest go even inside it, so a flood of fresh nonces costs bounded memory and time
-        nonces = self._nonces
+        nonces = self.nonces
         while nonces:
             oldest = next(iter(nonces))
             if now - nonces[oldest] <= window and len(nonces) < MAX_NONCES:
                 break
             del nonces[oldest]
+            self.mock.dirty("nonce", oldest)
         if nonce in nonces:
             raise _unauthorized(-30012, "This nonce was already used.")
-        self._nonces[nonce] = now
+        self.nonces[nonce] = now
+        self.mock.dirty("nonce", nonce)
 
     # -- transactions ---------------------------------------------------------------------------------------------
 
@@ -215,10 +226,11 @@ class TeleSign:
             status_code=103,
             updated_on=now,
             callback_url=body.get("callback_url") or self.mock.config.telesign_callback_url,
-            scenario=scenario,
+            webhooks=asdict(scenario.webhooks),
             caller_id=body.get("caller_id") or CALLER_ID,
         )
         self.transactions[transaction.reference_id] = transaction
+        self.mock.dirty("transaction", transaction.reference_id)
         self.mock.touch(transaction.reference_id)
         if scenario.blocked is not None:
             self._set_status(transaction, 129 if scenario.blocked == "by_customer" else 130)
@@ -226,16 +238,16 @@ class TeleSign:
         message = (body.get("tts_message") or body.get("template") or DEFAULT_TEMPLATE).replace(
             "$$CODE$$", ", ".join(code)
         )
-        flow = VoiceVerify(self, transaction, message, body)
         call = self.mock.phones.place_call(
             vendor="telesign",
             kind="voice_verify",
             phone_number="+" + transaction.phone_number,
             caller_id="+" + transaction.caller_id,
             scenario=scenario,
-            flow=flow,
+            flow=VoiceVerify.start(transaction, message, body),
         )
         transaction.call_id = call.id
+        self.mock.dirty("transaction", transaction.reference_id)
         return transaction
 
     def transaction(self, reference_id: str, sub_resource: str = "call") -> Transaction:
@@ -266,6 +278,7 @@ class TeleSign:
 
     def _check(self, transaction: Transaction, entered: str) -> None:
         transaction.code_entered = entered
+        self.mock.dirty("transaction", transaction.reference_id)
         if transaction.code_state in ("VALID", "MAX_ATTEMPTS_EXCEEDED"):
             return
         if self.mock.clock.now() - transaction.submitted_at > CODE_VALIDITY:
@@ -297,6 +310,7 @@ class TeleSign:
             return
         transaction.status_code = code
         transaction.updated_on = self._now()
+        self.mock.dirty("transaction", transaction.reference_id)
         self._callback(transaction)
 
     def _callback(self, transaction: Transaction) -> None:
@@ -312,16 +326,16 @@ class TeleSign:
         }
         self.mock.check_webhook("telesign_voice_verify", "/components/schemas/Callback", body)
         raw = jsonio.dumps(body)
-        customer_id, api_key = transaction.customer_id, self.customers[transaction.customer_id]
         self.mock.webhooks.send(
             vendor="telesign",
             event_type=f"status {transaction.status_code}",
             url=transaction.callback_url,
             failover_url=None,
             subject=transaction.reference_id,
-            body_for=lambda _attempt, _url: raw,
-            headers_for=lambda payload, tamper: callback_headers(customer_id, api_key, payload, tamper),
-            breakage=transaction.scenario.webhooks,
+            signing="telesign",
+            payload=raw.decode(),
+            customer_id=transaction.customer_id,
+            breakage=Breakage(**transaction.webhooks),
         )
 
 
@@ -334,70 +348,97 @@ def callback_headers(customer_id: str, api_key: str, body: bytes, tamper: bool =
     return {"content-type": "application/json", "authorization": value, "x-ts-authorization": value}
 
 
+@flow("telesign.voice_verify")
 class VoiceVerify:
     """The call: once answered the code message plays (after the prompt_digit or pressx gate when asked for), then
     the call ends. A wrong digit or a silence replays the gate; three plays at most, two silences in a row hang up;
-    pressx gives two tries."""
+    pressx gives two tries. Its state, in the call's flow: the texts, the gate's digit, plays and silences so far,
+    and the timer of the wait for a key."""
 
-    def __init__(self, telesign: TeleSign, transaction: Transaction, message: str, body: Body) -> None:
-        self.telesign = telesign
-        self.phones: Phones = telesign.mock.phones
-        self.transaction = transaction
-        self.message = message
-        self.pressx = body.get("pressx") == "1"
-        self.prompt = body.get("prompt_message")
-        self.digit = body.get("prompt_digit")
-        if self.pressx:
-            self.digit = secrets.choice("0123456789")
-            self.prompt = PRESSX_PROMPT.format(digit=self.digit)
-        self.gated = self.digit is not None and self.prompt is not None
-        self.plays = 0
-        self.silences = 0
-        self.wait: Any = None
+    NAME = "telesign.voice_verify"
 
-    @property
-    def limit(self) -> int:
-        return 2 if self.pressx else 3
+    @staticmethod
+    def start(transaction: Transaction, message: str, body: Body) -> Body:
+        pressx = body.get("pressx") == "1"
+        prompt, digit = body.get("prompt_message"), body.get("prompt_digit")
+        if pressx:
+            digit = secrets.choice("0123456789")
+            prompt = PRESSX_PROMPT.format(digit=digit)
+        return {
+            "flow": VoiceVerify.NAME,
+            "reference_id": transaction.reference_id,
+            "message": message,
+            "pressx": pressx,
+            "prompt": prompt,
+            "digit": digit,
+            "gated": digit is not None and prompt is not None,
+            "plays": 0,
+            "silences": 0,
+            "wait": None,
+        }
 
-    def answered(self, call: Call) -> None:
+    @staticmethod
+    def answered(mock: Mock, call: Call) -> None:
         # 103 (in progress) while anything plays; 100 once the call is over, having been answered
-        if self.gated:
-            self._gate(call)
+        assert call.flow is not None
+        if call.flow["gated"]:
+            VoiceVerify._gate(mock, call)
         else:
-            self._read_code(call)
+            VoiceVerify._read_code(mock, call)
 
-    def pressed(self, call: Call, digit: str) -> None:
-        if not self.gated or self.wait is None:
+    @staticmethod
+    def pressed(mock: Mock, call: Call, digit: str) -> None:
+        state = call.flow
+        assert state is not None
+        if not state["gated"] or state["wait"] is None:
             return
-        self.wait.cancel()
-        self.wait = None
-        self.silences = 0
-        if digit == self.digit:
-            self._read_code(call)
-        elif self.plays >= self.limit:
-            self.phones.finish(call, "completed")
+        mock.phones.cancel(call, state["wait"])
+        state["wait"] = None
+        state["silences"] = 0
+        if digit == state["digit"]:
+            VoiceVerify._read_code(mock, call)
+        elif state["plays"] >= VoiceVerify._limit(state):
+            mock.phones.finish(call, "completed")
         else:
-            self._gate(call)
+            VoiceVerify._gate(mock, call)
 
-    def ended(self, call: Call, reason: str) -> None:
+    @staticmethod
+    def ended(mock: Mock, call: Call, reason: str) -> None:
+        assert call.flow is not None
+        transaction = mock.telesign.transactions.get(call.flow["reference_id"])
         code = 100 if call.answered_at is not None else CALL_END_STATUS.get(reason)
-        if code is not None and self.transaction.status_code == 103:
-            self.telesign._set_status(self.transaction, code)
+        if transaction is not None and code is not None and transaction.status_code == 103:
+            mock.telesign._set_status(transaction, code)
 
-    def _gate(self, call: Call) -> None:
-        self.plays += 1
-        playing = self.phones.play(call, str(self.prompt))
-        self.wait = self.phones.later(call, playing + PROMPT_WAIT, lambda: self._silence(call), "prompt wait")
+    @staticmethod
+    def _limit(state: Body) -> int:
+        return 2 if state["pressx"] else 3
 
-    def _silence(self, call: Call) -> None:
-        self.wait = None
-        self.silences += 1
-        if self.silences >= 2 or self.plays >= self.limit:
-            self.phones.finish(call, "completed")
-        else:
-            self._gate(call)
+    @staticmethod
+    def _gate(mock: Mock, call: Call) -> None:
+        state = call.flow
+        assert state is not None
+        state["plays"] += 1
+        playing = mock.phones.play(call, str(state["prompt"]))
+        state["wait"] = mock.phones.later(call, playing + PROMPT_WAIT, "telesign.prompt_wait")
 
-    def _read_code(self, call: Call) -> None:
-        self.gated = False
-        playing = self.phones.play(call, self.message)
-        self.phones.later(call, playing, lambda: self.phones.finish(call, "completed"), "end")
+    @staticmethod
+    def _read_code(mock: Mock, call: Call) -> None:
+        assert call.flow is not None
+        call.flow["gated"] = False
+        playing = mock.phones.play(call, call.flow["message"])
+        mock.phones.later(call, playing, "call.end", state="completed")
+
+
+@timer("telesign.prompt_wait", record="call")
+def _silence(mock: Mock, t: Timer) -> None:
+    call = mock.phones.by_id.get(t.key)
+    if call is None or call.flow is None or not call.live:
+        return
+    state = call.flow
+    state["wait"] = None
+    state["silences"] += 1
+    if state["silences"] >= 2 or state["plays"] >= VoiceVerify._limit(state):
+        mock.phones.finish(call, "completed")
+    else:
+        VoiceVerify._gate(mock, call)

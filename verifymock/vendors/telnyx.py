@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from verifymock.calls import Call, Phones
+from verifymock.calls import Call
 from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
 from verifymock.ids import new_digits, new_id
+from verifymock.registry import flow, timer
 from verifymock.scenarios import Scenario
+from verifymock.webhooks import Breakage
 
 if TYPE_CHECKING:
     from verifymock.engine import Mock
@@ -83,8 +85,15 @@ class Verification:
     expires_at: float
     call_id: str | None = None
     attempts: int = 0
-    timer: Timer | None = None  # its expiry
+    timer: str | None = None  # the id of its expiry's timer
     extra: Body = field(default_factory=dict)
+
+    def to_data(self) -> Body:
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: Body) -> Verification:
+        return cls(**data)
 
     def to_json(self) -> Body:
         return {
@@ -103,7 +112,6 @@ class Verification:
 
 class Telnyx:
     name = "telnyx"
-    STATE = ("profiles", "templates", "verifications")
 
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
@@ -138,6 +146,7 @@ class Telnyx:
         }
         self._apply_profile_fields(profile, body)
         self.profiles[profile["id"]] = profile
+        self.mock.dirty("profile", profile["id"])
         self.mock.touch(profile["id"])
         return profile
 
@@ -187,12 +196,14 @@ class Telnyx:
         profile = self.profile(profile_id)
         self._apply_profile_fields(profile, body)
         profile["updated_at"] = self._now()
+        self.mock.dirty("profile", profile_id)
         self.mock.touch(profile_id)
         return profile
 
     def delete_profile(self, profile_id: str) -> Body:
         profile = self.profile(profile_id)
         del self.profiles[profile_id]
+        self.mock.dirty("profile", profile_id)
         self.mock.touch(profile_id)
         return profile
 
@@ -206,6 +217,7 @@ class Telnyx:
             )
         template = {"id": new_id(), "text": text}
         self.templates[template["id"]] = template
+        self.mock.dirty("template", template["id"])
         self.mock.touch(template["id"])
         return template
 
@@ -215,6 +227,7 @@ class Telnyx:
             raise ApiError(Problem.NOT_FOUND, f"Message template {template_id} was not found.")
         _check_template(text)
         template["text"] = text
+        self.mock.dirty("template", template_id)
         self.mock.touch(template_id)
         return template
 
@@ -274,6 +287,7 @@ class Telnyx:
             expires_at=self.mock.clock.now() + timeout,
         )
         self.verifications[verification.id] = verification
+        self.mock.dirty("verification", verification.id)
         self.mock.touch(verification.id)
         phones = self.mock.phones
         if channel in ("sms", "whatsapp"):
@@ -290,21 +304,34 @@ class Telnyx:
                 phone_number=phone,
                 caller_id=caller_id,
                 scenario=scenario,
-                flow=CodeCall(phones, app_name, code or ""),
+                flow={"flow": CodeCall.NAME, "app_name": app_name, "code": code or ""},
             ).id
         else:  # DTMF confirm ends with its call: at its timeout the call is ended, and it expires
-            dtmf = DtmfConfirm(self, verification, profile, scenario)
+            language = str(profile.get("language") or "en-US")
             call = phones.place_call(
-                vendor="telnyx", kind=channel, phone_number=phone, caller_id=caller_id, scenario=scenario, flow=dtmf
+                vendor="telnyx",
+                kind=channel,
+                phone_number=phone,
+                caller_id=caller_id,
+                scenario=scenario,
+                flow={
+                    "flow": DtmfConfirm.NAME,
+                    "verification": verification.id,
+                    "profile": profile["id"],
+                    # where its webhook goes if the profile is deleted before the outcome (an update is followed)
+                    "webhook_url": profile.get("webhook_url"),
+                    "webhook_failover_url": profile.get("webhook_failover_url"),
+                    "prompt": DTMF_PROMPTS.get(language.split("-")[0].lower(), DTMF_PROMPTS["en"]),
+                    "webhooks": asdict(scenario.webhooks),
+                    "wrong": 0,
+                    "outcome": None,
+                    "wait": None,
+                },
             )
             verification.call_id = call.id
-            verification.timer = self.mock.clock.call_later(
-                timeout, lambda: dtmf.time_out(call), f"verification {verification.id}"
-            )
+            verification.timer = self.mock.clock.schedule(timeout, "telnyx.dtmf_timeout", verification.id).id
             return verification
-        verification.timer = self.mock.clock.call_later(
-            timeout, lambda: self._expire(verification), f"verification {verification.id}"
-        )
+        verification.timer = self.mock.clock.schedule(timeout, "telnyx.expire", verification.id).id
         return verification
 
     def _refuse_overlapping_dtmf(self, phone: str) -> None:
@@ -336,13 +363,10 @@ class Telnyx:
             status=status,
         )
 
-    def _expire(self, verification: Verification) -> None:
-        if verification.status == "pending":
-            self._set_status(verification, "expired")
-
     def _set_status(self, verification: Verification, status: str) -> None:
         verification.status = status
         verification.updated_at = self._now()
+        self.mock.dirty("verification", verification.id)
 
     def verification(self, verification_id: str) -> Verification:
         verification = self.verifications.get(verification_id)
@@ -401,11 +425,13 @@ class Telnyx:
 
     # -- webhooks ------------------------------------------------------------------------------------------------
 
-    def complete(self, verification: Verification, profile: Body, scenario: Scenario, status: str) -> None:
+    def complete(self, verification: Verification, state: Body, status: str) -> None:
+        """A DTMF confirmation's outcome; `state` is its call's flow, which names the profile and the scenario's
+        webhook breakage."""
         self._set_status(verification, status)
-        if verification.timer is not None:  # its timeout can no longer act
-            verification.timer.cancel()
-            verification.timer = None
+        self.mock.clock.cancel(verification.timer)  # its timeout can no longer act
+        verification.timer = None
+        profile = self.profiles.get(state["profile"]) or state
         url = profile.get("webhook_url")
         if not url:
             return
@@ -432,7 +458,7 @@ class Telnyx:
             failover_url=profile.get("webhook_failover_url"),
             data=data,
             subject=verification.id,
-            breakage=scenario.webhooks,
+            breakage=Breakage(**state["webhooks"]),
         )
 
 
@@ -456,79 +482,116 @@ def _check_template(text: str) -> None:
         )
 
 
+@timer("telnyx.expire", record="verification")
+def _expire(mock: Mock, t: Timer) -> None:
+    verification = mock.telnyx.verifications.get(t.key)
+    if verification is not None and verification.status == "pending":
+        verification.timer = None
+        mock.telnyx._set_status(verification, "expired")
+
+
+@timer("telnyx.dtmf_timeout", record="verification")
+def _dtmf_timeout(mock: Mock, t: Timer) -> None:
+    """A DTMF confirmation's timeout_secs ran out before an outcome: it expires, and the call is ended."""
+    verification = mock.telnyx.verifications.get(t.key)
+    call = mock.phones.by_id.get(verification.call_id or "") if verification is not None else None
+    if verification is None or call is None or call.flow is None or call.flow["outcome"] is not None:
+        return
+    verification.timer = None
+    DtmfConfirm.finish(mock, call, "expired", "no_answer" if call.state == "ringing" else "completed")
+
+
+@flow("telnyx.code_call")
 class CodeCall:
     """A call verification: once answered, the code is read out twice and the call ends. The verification stays
     pending until the code is checked or it expires; keys pressed on the call mean nothing."""
 
-    def __init__(self, phones: Phones, app_name: str, code: str) -> None:
-        self.phones = phones
-        self.app_name = app_name
-        self.code = code
+    NAME = "telnyx.code_call"
 
-    def answered(self, call: Call) -> None:
-        spoken = ", ".join(self.code)
-        playing = self.phones.play(call, f"Your {self.app_name} verification code is: {spoken}. Again: {spoken}.")
-        self.phones.later(call, playing, lambda: self.phones.finish(call, "completed"), "end")
+    @staticmethod
+    def answered(mock: Mock, call: Call) -> None:
+        assert call.flow is not None
+        spoken = ", ".join(call.flow["code"])
+        playing = mock.phones.play(
+            call, f"Your {call.flow['app_name']} verification code is: {spoken}. Again: {spoken}."
+        )
+        mock.phones.later(call, playing, "call.end", state="completed")
 
-    def pressed(self, call: Call, digit: str) -> None:
+    @staticmethod
+    def pressed(mock: Mock, call: Call, digit: str) -> None:
         pass
 
-    def ended(self, call: Call, reason: str) -> None:
+    @staticmethod
+    def ended(mock: Mock, call: Call, reason: str) -> None:
         pass
 
 
+@flow("telnyx.dtmf_confirm")
 class DtmfConfirm:
     """Seed 000: the fixed prompt plays; 1 accepts; a wrong digit replays it, the third makes the verification
-    invalid; 10 s of silence (or a hang-up without a keypress, or voicemail) expires it; no answer is an error."""
+    invalid; 10 s of silence (or a hang-up without a keypress, or voicemail) expires it; no answer is an error.
+    Its state, in the call's flow: the verification, wrong digits so far, the outcome once there is one, and the
+    timer of the wait for a key."""
 
-    def __init__(self, telnyx: Telnyx, verification: Verification, profile: Body, scenario: Scenario) -> None:
-        self.telnyx = telnyx
-        self.phones = telnyx.mock.phones
-        self.verification = verification
-        self.profile = profile
-        self.scenario = scenario
-        self.wrong = 0
-        self.outcome: str | None = None
-        language = str(profile.get("language") or "en-US")
-        self.prompt = DTMF_PROMPTS.get(language.split("-")[0].lower(), DTMF_PROMPTS["en"])
-        self.wait: Any = None
+    NAME = "telnyx.dtmf_confirm"
 
-    def answered(self, call: Call) -> None:
-        self._prompt(call)
+    @staticmethod
+    def answered(mock: Mock, call: Call) -> None:
+        DtmfConfirm._prompt(mock, call)
 
-    def pressed(self, call: Call, digit: str) -> None:
-        if self.outcome is not None:
+    @staticmethod
+    def pressed(mock: Mock, call: Call, digit: str) -> None:
+        state = call.flow
+        assert state is not None
+        if state["outcome"] is not None:
             return
-        if self.wait is not None:
-            self.wait.cancel()
+        mock.phones.cancel(call, state["wait"])
+        state["wait"] = None
         if digit == "1":
-            self._finish(call, "accepted")
+            DtmfConfirm.finish(mock, call, "accepted")
             return
-        self.wrong += 1
-        if self.wrong >= DTMF_ATTEMPTS:
-            self._finish(call, "invalid")
+        state["wrong"] += 1
+        if state["wrong"] >= DTMF_ATTEMPTS:
+            DtmfConfirm.finish(mock, call, "invalid")
         else:
-            self._prompt(call)
+            DtmfConfirm._prompt(mock, call)
 
-    def ended(self, call: Call, reason: str) -> None:
-        if self.outcome is None:
+    @staticmethod
+    def ended(mock: Mock, call: Call, reason: str) -> None:
+        state = call.flow
+        assert state is not None
+        if state["outcome"] is None:
             status = "error" if reason in ("no_answer", "busy", "failed", "declined", "blocked") else "expired"
-            self.outcome = status
-            self.telnyx.complete(self.verification, self.profile, self.scenario, status)
+            DtmfConfirm._complete(mock, call, status)
 
-    def time_out(self, call: Call) -> None:
-        """The verification's timeout_secs ran out before an outcome: it expires, and the call is ended."""
-        if self.outcome is not None:
-            return
-        self.outcome = "expired"
-        self.phones.finish(call, "no_answer" if call.state == "ringing" else "completed")
-        self.telnyx.complete(self.verification, self.profile, self.scenario, "expired")
+    @staticmethod
+    def _prompt(mock: Mock, call: Call) -> None:
+        assert call.flow is not None
+        playing = mock.phones.play(call, call.flow["prompt"])
+        call.flow["wait"] = mock.phones.later(call, playing + DTMF_WAIT, "telnyx.dtmf_wait")
 
-    def _prompt(self, call: Call) -> None:
-        playing = self.phones.play(call, self.prompt)
-        self.wait = self.phones.later(call, playing + DTMF_WAIT, lambda: self._finish(call, "expired"), "dtmf wait")
+    @staticmethod
+    def finish(mock: Mock, call: Call, status: str, end: str = "completed") -> None:
+        """The outcome is `status`: the call is ended (`end`), and the verification completes."""
+        assert call.flow is not None
+        call.flow["outcome"] = status
+        mock.phones.finish(call, end)
+        DtmfConfirm._complete(mock, call, status)
 
-    def _finish(self, call: Call, status: str) -> None:
-        self.outcome = status
-        self.phones.finish(call, "completed")
-        self.telnyx.complete(self.verification, self.profile, self.scenario, status)
+    @staticmethod
+    def _complete(mock: Mock, call: Call, status: str) -> None:
+        state = call.flow
+        assert state is not None
+        state["outcome"] = status
+        verification = mock.telnyx.verifications.get(state["verification"])
+        if verification is not None:
+            mock.telnyx.complete(verification, state, status)
+
+
+@timer("telnyx.dtmf_wait", record="call")
+def _dtmf_wait(mock: Mock, t: Timer) -> None:
+    """Silence after the prompt: the verification expires."""
+    call = mock.phones.by_id.get(t.key)
+    if call is not None and call.flow is not None and call.flow["outcome"] is None:
+        call.flow["wait"] = None
+        DtmfConfirm.finish(mock, call, "expired")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from verifymock.clock import Timer
 from verifymock.errors import ApiError, Problem
 from verifymock.ids import new_id
+from verifymock.registry import timer
 from verifymock.scenarios import Scenario
+from verifymock.webhooks import Breakage
 
 if TYPE_CHECKING:
     from verifymock.engine import Mock
@@ -28,10 +30,19 @@ class TollFreeRequest:
     reason: str | None
     created: datetime
     updated: datetime
-    scenario: Scenario
+    review: list[Body]  # the scenario's steps: after (seconds), status, reason
+    webhooks: Body  # the scenario's breakage of its webhooks
     history: list[Body] = field(default_factory=list)
     next_step: int = 0
-    timer: Timer | None = None
+    timer: str | None = None  # the id of the next step's timer
+
+    def to_data(self) -> Body:
+        return {**asdict(self), "created": self.created.isoformat(), "updated": self.updated.isoformat()}
+
+    @classmethod
+    def from_data(cls, data: Body) -> TollFreeRequest:
+        created, updated = datetime.fromisoformat(data["created"]), datetime.fromisoformat(data["updated"])
+        return cls(**{**data, "created": created, "updated": updated})
 
     def to_status(self) -> Body:
         return {
@@ -49,7 +60,6 @@ class TollFreeRequest:
 
 class TollFree:
     name = "tollfree"
-    STATE = ("requests",)
 
     def __init__(self, mock: Mock) -> None:
         self.mock = mock
@@ -60,8 +70,12 @@ class TollFree:
 
     def submit(self, body: Body, scenario: Scenario) -> Body:
         now = self.mock.clock.now_datetime()
-        request = TollFreeRequest(new_id(), _normalised(body), "In Progress", None, now, now, scenario)
+        review = [asdict(step) for step in scenario.review]
+        request = TollFreeRequest(
+            new_id(), _normalised(body), "In Progress", None, now, now, review, asdict(scenario.webhooks)
+        )
         self.requests[request.id] = request
+        self.mock.dirty("tollfree", request.id)
         self.mock.touch(request.id)
         self._record(request)
         self._schedule(request)
@@ -77,6 +91,7 @@ class TollFree:
         request = self.get(request_id)
         request.fields = _normalised(body)
         request.updated = self.mock.clock.now_datetime()
+        self.mock.dirty("tollfree", request_id)
         self.mock.touch(request_id)
         if request.status == "Waiting For Customer":
             self._change(request, "In Progress", None)
@@ -91,9 +106,9 @@ class TollFree:
                 f"Verification request {request_id} is {request.status}; only a Rejected request can be deleted.",
                 parameter="id",
             )
-        if request.timer is not None:
-            request.timer.cancel()
+        self.mock.clock.cancel(request.timer)
         del self.requests[request_id]
+        self.mock.dirty("tollfree", request_id)
         self.mock.touch(request_id)
 
     def list(self, page: int, page_size: int, filters: Body) -> Body:
@@ -127,22 +142,23 @@ class TollFree:
 
     def _schedule(self, request: TollFreeRequest) -> None:
         """Arm the scenario's next step; a Waiting For Customer step waits for the customer instead."""
-        steps = request.scenario.review
+        steps = request.review
         if request.next_step >= len(steps) or request.status in ("Waiting For Customer", "Verified", "Rejected"):
             return
-        step = steps[request.next_step]
+        request.timer = self.mock.clock.schedule(steps[request.next_step]["after"], "tollfree.review", request.id).id
+        self.mock.dirty("tollfree", request.id)
 
-        def run() -> None:
-            request.next_step += 1
-            request.timer = None
-            self._change(request, step.status, step.reason)
-            self._schedule(request)
-
-        request.timer = self.mock.clock.call_later(step.after, run, f"toll-free review {request.id}")
+    def review_step(self, request: TollFreeRequest) -> None:
+        step = request.review[request.next_step]
+        request.next_step += 1
+        request.timer = None
+        self._change(request, step["status"], step["reason"])
+        self._schedule(request)
 
     def _change(self, request: TollFreeRequest, status: str, reason: str | None) -> None:
         request.status = status
         request.reason = reason
+        self.mock.dirty("tollfree", request.id)
         request.updated = self.mock.clock.now_datetime()
         self._record(request)
         self._notify(request)
@@ -169,7 +185,7 @@ class TollFree:
             {"data": data, "meta": {"attempt": 1, "delivered_to": url}},
         )
         self.mock.webhooks.send_telnyx(
-            url=url, failover_url=None, data=data, subject=request.id, breakage=request.scenario.webhooks
+            url=url, failover_url=None, data=data, subject=request.id, breakage=Breakage(**request.webhooks)
         )
 
 
@@ -179,3 +195,10 @@ def _normalised(body: Body) -> Body:
     if isinstance(fields.get("businessRegistrationCountry"), str):
         fields["businessRegistrationCountry"] = fields["businessRegistrationCountry"].upper()
     return fields
+
+
+@timer("tollfree.review", record="tollfree")
+def _review(mock: Mock, t: Timer) -> None:
+    request = mock.tollfree.requests.get(t.key)
+    if request is not None:
+        mock.tollfree.review_step(request)

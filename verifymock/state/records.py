@@ -1,0 +1,101 @@
+"""Every stateful thing the engine keeps, as a record: a kind, an id and JSON data.
+
+While it runs, the engine keeps each kind where its vendor reads it (Telnyx's verifications in a dict by id, calls
+in the phones, ...). `Records` is the one place that knows those homes: it gives a record's data by key (None once
+the record is gone), every record for a full write, and puts records read from a store back in their homes.
+What changed is marked with `Dirty` by the code that changed it; a commit writes those records and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from verifymock.calls import Call, Message
+from verifymock.faults import Fault
+from verifymock.state.dirty import Dirty as Dirty
+from verifymock.vendors.telesign import Transaction
+from verifymock.vendors.telnyx import Verification
+from verifymock.vendors.tollfree import TollFreeRequest
+from verifymock.webhooks import Delivery
+
+if TYPE_CHECKING:
+    from verifymock.engine import Mock
+
+Key = tuple[str, str]  # (kind, id)
+Data = dict[str, Any]
+
+# every kind, in the order a restore puts them back (a call before the verification that refers to it)
+KINDS = (
+    "profile",
+    "template",
+    "binding",
+    "fault",
+    "call",
+    "message",
+    "verification",
+    "transaction",
+    "nonce",
+    "tollfree",
+    "delivery",
+)
+
+
+class Records:
+    def __init__(self, mock: Mock) -> None:
+        self.mock = mock
+        m = mock
+        # kind -> (its records by id, as the engine holds them; one record's data)
+        self._homes: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[Any], Data]]] = {
+            "profile": (lambda: m.telnyx.profiles, dict),
+            "template": (lambda: m.telnyx.templates, dict),
+            "binding": (lambda: m.scenarios.bindings, lambda scenario: {"scenario": scenario}),
+            "fault": (lambda: {str(f.id): f for f in m.faults.active}, asdict),
+            "call": (lambda: m.phones.by_id, Call.to_data),
+            "message": (lambda: m.phones.messages_by_id, Message.to_data),
+            "verification": (lambda: m.telnyx.verifications, Verification.to_data),
+            "transaction": (lambda: m.telesign.transactions, Transaction.to_data),
+            "nonce": (lambda: m.telesign.nonces, lambda at: {"at": at}),
+            "tollfree": (lambda: m.tollfree.requests, TollFreeRequest.to_data),
+            "delivery": (lambda: {str(k): d for k, d in m.webhooks.by_id.items()}, Delivery.to_data),
+        }
+
+    def data(self, kind: str, record_id: str) -> Data | None:
+        """The record's data now, or None if it no longer exists."""
+        if kind == "fault":
+            found: Any = next((f for f in self.mock.faults.active if str(f.id) == record_id), None)
+        elif kind == "delivery":
+            found = self.mock.webhooks.by_id.get(int(record_id))
+        else:
+            found = self._homes[kind][0]().get(record_id)
+        return None if found is None else self._homes[kind][1](found)
+
+    def items(self) -> Iterator[tuple[Key, Data]]:
+        """Every record, kind by kind, each kind oldest first."""
+        for kind in KINDS:
+            home, to_data = self._homes[kind]
+            for record_id, record in home().items():
+                yield (kind, str(record_id)), to_data(record)
+
+    def restore(self, rows: list[tuple[str, str, Data]]) -> None:
+        """Put records read from a store (oldest first) back where the engine keeps them."""
+        m = self.mock
+        by_kind: dict[str, list[tuple[str, Data]]] = {kind: [] for kind in KINDS}
+        for kind, record_id, data in rows:
+            if kind in by_kind:
+                by_kind[kind].append((record_id, data))
+        m.telnyx.profiles = {i: d for i, d in by_kind["profile"]}
+        m.telnyx.templates = {i: d for i, d in by_kind["template"]}
+        m.scenarios.bindings = {i: d["scenario"] for i, d in by_kind["binding"]}
+        m.faults.active = [Fault(**d) for _, d in by_kind["fault"]]
+        for _, d in by_kind["call"]:
+            m.phones.add(Call.from_data(d))
+        for _, d in by_kind["message"]:
+            m.phones.keep_message(Message.from_data(d))
+        m.telnyx.verifications = {i: Verification.from_data(d) for i, d in by_kind["verification"]}
+        m.telesign.transactions = {i: Transaction.from_data(d) for i, d in by_kind["transaction"]}
+        m.telesign.nonces = {i: float(d["at"]) for i, d in by_kind["nonce"]}
+        m.tollfree.requests = {i: TollFreeRequest.from_data(d) for i, d in by_kind["tollfree"]}
+        deliveries = [Delivery.from_data(d) for _, d in by_kind["delivery"]]
+        m.webhooks.restore(deliveries, max((d.id for d in deliveries), default=0) + 1)
