@@ -11,6 +11,9 @@ verifymock / Prism and verifymock / ceiling. Figures only: nothing here passes o
     python3 scripts/dev.py bench [--duration 10] [--connections 16 64] [--targets verifymock prism ceiling]
     python3 scripts/dev.py bench --repeat 3          # each row three times per target, medians reported
     python3 scripts/dev.py bench --soak 1000000     # RSS of verifymock after that many requests (mixed rows)
+    python3 scripts/dev.py bench --held 100000      # each verifymock first holds that many finished verifications
+
+Targets: verifymock (state in memory), verifymock-sqlite (`--state sqlite:` in a fresh file), prism, ceiling.
 
 Needs wrk (Debian: apt-get install wrk). Prism (@stoplight/prism-cli) is installed from npm into
 ~/.cache/verifymock-bench the first time (needs Node.js and npm); without npm its column reads n/a.
@@ -250,7 +253,11 @@ def measure(targets: list[Target], rows: dict[str, Row], args: argparse.Namespac
         for target in targets:
             port = free_port()
             process, startup = start(target, port)
-            own = prepare(f"http://127.0.0.1:{port}") if target.name == "verifymock" else rows  # it keeps state
+            own = rows
+            if target.name.startswith("verifymock"):  # it keeps state: its own profile and verification to read
+                own = prepare(f"http://127.0.0.1:{port}")
+                if args.held:
+                    fill(f"http://127.0.0.1:{port}", args.held)
             started.append(Started(target, process, f"http://127.0.0.1:{port}{target.prefix}", own, Result(startup)))
         for name in ROWS:
             for connections in args.connections:
@@ -274,6 +281,20 @@ def measure(targets: list[Target], rows: dict[str, Row], args: argparse.Namespac
         for each in started:
             stop(each.process)
     return {each.target.name: each.result for each in started}
+
+
+def fill(base: str, count: int) -> None:
+    """Make the server hold `count` more verifications, each finished: an SMS code checked right away."""
+    headers = {"Authorization": AUTH}
+    profile = httpx.post(f"{base}/v2/verify_profiles", json={"name": "held", "sms": {}}, headers=headers).json()
+    body = {"verify_profile_id": profile["data"]["id"]}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        for i in range(count):
+            number = f"+1303{i:07d}"
+            made = client.post("/v2/verifications/sms", json={**body, "phone_number": number}).json()["data"]
+            client.post(f"/v2/verifications/{made['id']}/actions/verify", json={"code": "0000"})
+            if i and i % 10_000 == 0:
+                print(f"  held {i} verifications", flush=True)
 
 
 def verifymock_command(*extra: str) -> list[str]:
@@ -307,7 +328,7 @@ def report(results: dict[str, Result], connections: list[int]) -> None:
     print()
     names = list(results)
     header = f"{'row':<18} {'conns':>5} " + " ".join(f"{n + ' req/s':>17} {'p50':>7} {'p99':>8}" for n in names)
-    print(header + "  vm/prism  vm/ceiling")
+    print(header + "  vm/prism  vm/ceiling  sqlite/vm")
     for row in ROWS:
         for conns in connections:
             cells = []
@@ -317,9 +338,13 @@ def report(results: dict[str, Result], connections: list[int]) -> None:
                 )
                 cells.append(f"{f['rps']:>17.0f} {f['p50']:>6.1f}ms {f['p99']:>6.1f}ms")
             vm = results.get("verifymock", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
+            lite = results.get("verifymock-sqlite", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
             prism = results.get("prism", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
             top = results.get("ceiling", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
-            print(f"{row:<18} {conns:>5} " + " ".join(cells) + f"  {ratio(vm, prism):>8}  {ratio(vm, top):>10}")
+            print(
+                f"{row:<18} {conns:>5} " + " ".join(cells) + f"  {ratio(vm, prism):>8}  {ratio(vm, top):>10}"
+                f"  {ratio(lite, vm):>9}"
+            )
     print()
     for name, result in results.items():
         print(f"{name:<10} start-up to first 200: {result.startup:.2f} s   RSS after the runs: {result.rss:.0f} MB")
@@ -343,7 +368,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--targets", nargs="+", default=["verifymock", "prism", "ceiling"])
+    parser.add_argument(
+        "--targets", nargs="+", default=["verifymock", "verifymock-sqlite", "prism", "ceiling"], metavar="TARGET"
+    )
+    parser.add_argument("--held", type=int, default=0, metavar="N", help="verifications each verifymock holds first")
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each row per target, interleaved; the median is reported"
     )
@@ -368,8 +396,12 @@ def main() -> int:
     finally:
         stop(process)
 
+    state_dir = tempfile.TemporaryDirectory(prefix="verifymock-bench-")  # removed when the run ends
     builders: dict[str, Callable[[], Target | None]] = {
         "verifymock": lambda: Target("verifymock", verifymock_command(), "/v2"),
+        "verifymock-sqlite": lambda: Target(
+            "verifymock-sqlite", verifymock_command("--state", f"sqlite:{state_dir.name}/bench.db"), "/v2"
+        ),
         "prism": lambda: (lambda command: Target("prism", command, "") if command else None)(prism_command()),
         "ceiling": lambda: Target(
             "ceiling",
