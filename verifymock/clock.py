@@ -103,7 +103,8 @@ class Clock:
     def export(self) -> dict[str, object]:
         """What a restart needs to go on: the time on this clock and the next timer number (timers are kept by
         the store one by one)."""
-        return {"now": self.now(), "seq": self._peek_seq()}
+        # a real clock goes on from real time, so its time is not kept (it would change at every commit)
+        return {"now": None if self.mode == "real" else self.now(), "seq": self._peek_seq()}
 
     def restore(self, state: dict[str, Any], timers: list[Timer]) -> None:
         """Continue from an export. A real clock keeps real time (timers that fell due while the server was down run
@@ -114,7 +115,7 @@ class Clock:
         self._live = {t.id: t for t in timers}
         self._seq = itertools.count(int(state["seq"]))
         self.cancelled = 0
-        if self.mode != "real":
+        if self.mode != "real" and state.get("now") is not None:
             self._offset += float(state["now"]) - self.now()
 
     def _peek_seq(self) -> int:

@@ -134,6 +134,8 @@ class Mock:
         self._dirty = False
         self._commit_pending = False
         self._unwritten = Commit()  # a commit that failed, written with the next
+        self._group: asyncio.Future[bool] | None = None  # the commit requests of this loop turn wait for
+        self._meta_written: dict[str, Any] = {}
         self.audit = bool(os.environ.get(AUDIT_VARIABLE))
         self.restored = False
         self.changes = Changes()
@@ -209,27 +211,44 @@ class Mock:
             return False
         return True
 
+    async def commit_soon(self) -> bool:
+        """`commit`, shared by every request that asks in the same turn of the event loop: one transaction for all
+        of them (a group commit), each answered once it is written. False if it could not be written."""
+        if not self.store.durable:
+            return True
+        if self._group is None:
+            loop = asyncio.get_running_loop()
+            self._group = loop.create_future()
+            loop.call_soon(self._commit_group, self._group)
+        return bool(await asyncio.shield(self._group))
+
+    def _commit_group(self, group: asyncio.Future[bool]) -> None:
+        self._group = None
+        group.set_result(self.commit())
+
     def _write(self) -> None:
         """One commit: the records marked as changed (their data now, or a deletion), the timers scheduled and gone,
         new journal entries and, if anything changed, the meta values. A failed one is kept and merged into the
         next, so nothing is lost; the request it was for is answered 503."""
         commit, self._unwritten = self._unwritten, Commit()
         for kind, record_id in self.dirty.take():
-            commit.records[(kind, record_id)] = self.records.data(kind, record_id)
+            commit.records[(kind, record_id)] = self.records.text(kind, record_id)
         added, removed = self.clock.take_changes()
         for timer in added:
             commit.timers_removed.discard(timer.id)
         commit.timers_added = [t for t in commit.timers_added if t.id not in removed] + added
         commit.timers_removed |= removed
         commit.journal += self.journal.take_unsaved()
-        if self._dirty:
-            commit.meta.update(self._meta())
+        if self._dirty:  # the meta values that moved (the clock's next timer number, mostly)
+            meta = self._meta()
+            commit.meta.update({k: v for k, v in meta.items() if self._meta_written.get(k) != v})
         if commit:
             try:
                 self.store.write(commit, self.config.journal_size)
             except Exception:
                 self._unwritten = commit
                 raise
+            self._meta_written.update(commit.meta)
         self._dirty = False
         if self.audit:
             self._audit()
@@ -359,6 +378,7 @@ class Mock:
         self.dirty.take()
         self.clock.take_changes()
         self._unwritten = Commit()
+        self._meta_written = {}
         self.changed()
 
     # -- per request ---------------------------------------------------------------------------------------------

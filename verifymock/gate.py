@@ -107,7 +107,7 @@ class Gate:
         cut = False  # a connection fault ate the rest of the response
         recorded = False
 
-        def record() -> bool:
+        async def record() -> bool:
             """Journal the exchange and commit what it changed: done before any byte of the answer goes out, so a
             client that has its answer can count on it having been kept. False if it could not be kept."""
             nonlocal recorded
@@ -118,7 +118,7 @@ class Gate:
                 )
             if not quiet:
                 self.mock.trim()
-            kept = self.mock.commit()
+            kept = await self.mock.commit_soon()
             if not quiet:
                 self.mock.changes.notify()
             return kept
@@ -134,7 +134,7 @@ class Gate:
                 if message.get("more_body", False):
                     held.append(message)
                     return
-                if not record() and scope["method"] not in SAFE_METHODS and status < 500:
+                if not await record() and scope["method"] not in SAFE_METHODS and status < 500:
                     held.clear()  # what it acknowledges was not kept: it is not sent
                     await self._send_error(scope, send, _not_kept(self.mock))
                     return
@@ -173,7 +173,7 @@ class Gate:
             await self.app(scope, replay, capture)
 
         if not recorded:
-            record()
+            await record()
         elapsed = (time.perf_counter() - started) * 1000
         if config.access_log:
             routing = scope["extensions"].get("connexion_routing") or {}

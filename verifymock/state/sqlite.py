@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from verifymock import __version__
+import orjson
+
+from verifymock import __version__, jsonio
 from verifymock.clock import Timer
 from verifymock.errors import ConfigError
 from verifymock.journal import Entry
@@ -47,9 +49,9 @@ class Loaded:
 
 @dataclass
 class Commit:
-    """One unit of work: records put (data) or deleted (None), timers added and removed, journal entries, meta."""
+    """One unit of work: records put (JSON) or deleted (None), timers added and removed, journal entries, meta."""
 
-    records: dict[tuple[str, str], Data | None] = field(default_factory=dict)
+    records: dict[tuple[str, str], str | None] = field(default_factory=dict)  # JSON text, None: deleted
     timers_added: list[Timer] = field(default_factory=list)
     timers_removed: set[str] = field(default_factory=set)
     journal: list[Entry] = field(default_factory=list)
@@ -223,11 +225,11 @@ class SqliteStore:
         db = self._db
         meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
         records = [
-            (kind, record_id, json.loads(data))
+            (kind, record_id, jsonio.loads(data.encode()))
             for kind, record_id, data in db.execute("SELECT kind, id, data FROM records ORDER BY rowid")
         ]
         timers = [
-            Timer(due, seq, kind, key, json.loads(args))
+            Timer(due, seq, kind, key, orjson.loads(args))
             for due, seq, kind, key, args in db.execute("SELECT due, seq, kind, key, args FROM timers")
         ]
         journal = [_entry(row) for row in db.execute("SELECT * FROM journal ORDER BY id")]
@@ -235,8 +237,8 @@ class SqliteStore:
 
     def write(self, commit: Commit, journal_size: int) -> None:
         db = self._db
-        puts = [(kind, i, json.dumps(data)) for (kind, i), data in commit.records.items() if data is not None]
-        deletes = [key for key, data in commit.records.items() if data is None]
+        puts = [(kind, i, text) for (kind, i), text in commit.records.items() if text is not None]
+        deletes = [key for key, text in commit.records.items() if text is None]
         with _Transaction(db):
             if puts:
                 # an update keeps the row (and its rowid, the record's place in creation order) and bumps its version
@@ -250,7 +252,7 @@ class SqliteStore:
             if commit.timers_added:
                 db.executemany(
                     "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?)",
-                    [(t.id, t.due, t.seq, t.kind, t.key, json.dumps(t.args)) for t in commit.timers_added],
+                    [(t.id, t.due, t.seq, t.kind, t.key, orjson.dumps(t.args)) for t in commit.timers_added],
                 )
             if commit.timers_removed:
                 db.executemany("DELETE FROM timers WHERE id = ?", [(i,) for i in commit.timers_removed])
@@ -261,7 +263,7 @@ class SqliteStore:
                 self._set_meta(commit.meta)
 
     def read_records(self) -> dict[tuple[str, str], Data]:
-        return {(k, i): json.loads(d) for k, i, d in self._db.execute("SELECT kind, id, data FROM records")}
+        return {(k, i): jsonio.loads(d.encode()) for k, i, d in self._db.execute("SELECT kind, id, data FROM records")}
 
     def read_timer_ids(self) -> set[str]:
         return {i for (i,) in self._db.execute("SELECT id FROM timers")}
@@ -282,8 +284,8 @@ def _insert_journal(db: sqlite3.Connection, entries: Iterable[Entry]) -> None:
         [
             (
                 e.id, e.at, e.method, e.path, e.query, e.operation_id, e.vendor, e.status,
-                json.dumps(e.request_headers), e.request_raw, e.response_raw, e.duration_ms,
-                json.dumps(e.touched), e.dropped,
+                orjson.dumps(e.request_headers), e.request_raw, e.response_raw, e.duration_ms,
+                orjson.dumps(e.touched), e.dropped,
             )
             for e in entries
         ],
@@ -291,10 +293,10 @@ def _insert_journal(db: sqlite3.Connection, entries: Iterable[Entry]) -> None:
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
-    headers = tuple((str(k), str(v)) for k, v in json.loads(row[8]))
+    headers = tuple((str(k), str(v)) for k, v in orjson.loads(row[8]))
     return Entry(
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-        headers, bytes(row[9]), bytes(row[10]), row[11], tuple(json.loads(row[12])), row[13],
+        headers, bytes(row[9]), bytes(row[10]), row[11], tuple(orjson.loads(row[12])), row[13],
     )  # fmt: skip
 
 
