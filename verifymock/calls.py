@@ -128,20 +128,25 @@ class Phones:
         self.clock = clock
         self.mock: Mock | None = None  # the engine, handed to flows
         self.dirty = Dirty()  # the engine's, when a store writes what changes
-        self.calls: deque[Call] = deque()
-        self.by_id: dict[str, Call] = {}
+        self.by_id: dict[str, Call] = {}  # every call kept, oldest first
+        self.ended: deque[str] = deque()  # ids of calls that ended, in the order they did: what retention may drop
         self.messages: deque[Message] = deque()
         self.messages_by_id: dict[str, Message] = {}
 
+    @property
+    def calls(self) -> list[Call]:
+        return list(self.by_id.values())
+
     def clear(self) -> None:
-        self.calls.clear()
         self.by_id.clear()
+        self.ended.clear()
         self.messages.clear()
         self.messages_by_id.clear()
 
     def add(self, call: Call) -> None:
-        self.calls.append(call)
         self.by_id[call.id] = call
+        if not call.live:
+            self.ended.append(call.id)
         self.dirty("call", call.id)
 
     def keep_message(self, message: Message) -> None:
@@ -149,11 +154,14 @@ class Phones:
         self.messages_by_id[message.id] = message
         self.dirty("message", message.id)
 
-    def drop_oldest(self) -> Call:
-        call = self.calls.popleft()
-        self.by_id.pop(call.id, None)
-        self.dirty("call", call.id)
-        return call
+    def drop_oldest_ended(self) -> Call | None:
+        """Let go of the call that ended first (retention); None if every call kept is live."""
+        while self.ended:
+            call = self.by_id.pop(self.ended.popleft(), None)
+            if call is not None:
+                self.dirty("call", call.id)
+                return call
+        return None
 
     def drop_oldest_message(self) -> None:
         message = self.messages.popleft()
@@ -257,6 +265,7 @@ class Phones:
         call.state = "completed" if state in ("hangup", "completed", "callee_hangup") else state
         call.end_reason = state
         call.ended_at = self._stamp()
+        self.ended.append(call.id)
         self.dirty("call", call.id)
         self._flow(call, "ended", state)
 
@@ -293,7 +302,7 @@ class Phones:
         self.finish(call, "declined")
 
     def current_call(self, phone_number: str) -> Call:
-        for call in reversed(self.calls):
+        for call in reversed(self.by_id.values()):
             if call.phone_number == phone_number and call.live:
                 return call
         raise ApiError(Problem.NOT_FOUND, f"{phone_number} has no ringing or live call.")
@@ -303,7 +312,7 @@ class Phones:
         by_number: dict[str, dict[str, Any]] = {}
         latest: dict[str, str] = {}
         now = self.clock.now()
-        for kind, items in (("calls", self.calls), ("messages", self.messages)):
+        for kind, items in (("calls", self.by_id.values()), ("messages", self.messages)):
             for item in items:
                 number = item.phone_number
                 handset = by_number.setdefault(number, {"phone_number": number, "calls": [], "messages": []})
@@ -317,7 +326,7 @@ class Phones:
     def handset(self, phone_number: str) -> dict[str, Any]:
         return {
             "phone_number": phone_number,
-            "calls": [c.to_json(self.clock.now()) for c in self.calls if c.phone_number == phone_number],
+            "calls": [c.to_json(self.clock.now()) for c in self.by_id.values() if c.phone_number == phone_number],
             "messages": [m.to_json() for m in self.messages if m.phone_number == phone_number],
         }
 

@@ -147,7 +147,7 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_RETAIN,
         metavar="N",
         help=f"calls, messages, verifications, transactions, toll-free requests and webhook deliveries kept, of "
-        f"each (default {DEFAULT_RETAIN}); the oldest are dropped, with their timers",
+        f"each (default {DEFAULT_RETAIN}): beyond it the oldest finished are dropped; work under way never is",
     )
     serve.add_argument(
         "--no-self-check",

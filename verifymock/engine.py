@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from verifymock.ui import Changes
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
 from verifymock.vendors.telnyx import Telnyx
+from verifymock.vendors.tollfree import FINAL as TOLLFREE_FINAL
 from verifymock.vendors.tollfree import TollFree
 from verifymock.webhooks import TelnyxSigner, Webhooks
 
@@ -42,6 +45,13 @@ PERSIST_DELAY = 0.05  # seconds: changes made outside requests are committed tog
 AUDIT_VARIABLE = "VERIFYMOCK_AUDIT_STATE"
 
 _current: ContextVar[Mock] = ContextVar("verifymock_engine")
+
+# When a record's work is over, so that retention may let go of it.
+FINISHED: dict[str, Callable[[Any], bool]] = {
+    "verification": lambda v: v.status != "pending",
+    "transaction": lambda t: t.status_code != 103,
+    "tollfree": lambda r: r.status in TOLLFREE_FINAL,
+}
 
 
 @dataclass
@@ -127,6 +137,7 @@ class Mock:
         for part in (self.phones, self.webhooks, self.scenarios, self.faults):
             part.dirty = self.dirty
         self.records = Records(self)
+        self._finished: dict[str, deque[str]] = {kind: deque() for kind in FINISHED}
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
@@ -161,28 +172,39 @@ class Mock:
         return self.telnyx, self.telesign, self.cm, self.tollfree
 
     def trim(self) -> None:
-        """Keep at most `retain` of each kind of record, dropping the oldest (and cancelling their timers), so a
-        long-running mock under load holds bounded memory. Profiles and templates, which people create, stay."""
+        """Keep at most `retain` of each kind of record by letting go of finished work, the oldest finished first
+        (with any timer it still had), so a long-running mock under load holds bounded memory. Work under way (a live
+        call, a pending verification, a review or a delivery not over) is never dropped, however many there are;
+        profiles and templates, which people create, stay."""
         limit = self.config.retain
-        calls = self.phones.calls
-        while len(calls) > limit:
-            call = self.phones.drop_oldest()
-            if call.live:  # ended as failed, so what waits on it (a DTMF confirmation, say) is not left pending
-                self.phones.finish(call, "failed")
+        while len(self.phones.by_id) > limit and (call := self.phones.drop_oldest_ended()) is not None:
             _cancel(self.clock, call)
         while len(self.phones.messages) > limit:
             self.phones.drop_oldest_message()
-        while len(self.webhooks.deliveries) > limit:
-            self.webhooks.drop(self.webhooks.deliveries.popleft())
-        for kind, records in (
+        webhooks = self.webhooks
+        while len(webhooks.by_id) > limit and webhooks.done:
+            delivery = webhooks.by_id.get(webhooks.done.popleft())
+            if delivery is not None:
+                webhooks.drop(delivery)
+        for kind, records in self._retained():
+            finished = self._finished[kind]
+            while len(records) > limit and finished:
+                record_id = finished.popleft()
+                record = records.get(record_id)
+                if record is not None and FINISHED[kind](record):
+                    _cancel(self.clock, records.pop(record_id))
+                    self.dirty(kind, record_id)
+
+    def _retained(self) -> tuple[tuple[str, dict[str, Any]], ...]:
+        return (
             ("verification", self.telnyx.verifications),
             ("transaction", self.telesign.transactions),
             ("tollfree", self.tollfree.requests),
-        ):
-            while len(records) > limit:
-                record_id = next(iter(records))
-                _cancel(self.clock, records.pop(record_id))
-                self.dirty(kind, record_id)
+        )
+
+    def finished(self, kind: str, record_id: str) -> None:
+        """A record's work is over: retention may let go of it from now on, oldest finished first."""
+        self._finished[kind].append(record_id)
 
     def _fire(self, timer: Timer) -> None:
         """Run a timer that fell due: its kind names the function."""
@@ -295,6 +317,8 @@ class Mock:
         if "clock" not in meta:
             return False
         self.records.restore(loaded.records)
+        for kind, records in self._retained():
+            self._finished[kind].extend(i for i, record in records.items() if FINISHED[kind](record))
         self.clock.restore(meta["clock"], loaded.timers)
         if self.signer.generated:  # receivers that pinned the public key keep verifying after a restart
             self.signer.use_seed(meta["signer"])
@@ -374,6 +398,8 @@ class Mock:
         self.telesign.clear()
         self.tollfree.clear()
         self.faults.clear()
+        for finished in self._finished.values():
+            finished.clear()
         self.store.clear()
         self.dirty.take()
         self.clock.take_changes()

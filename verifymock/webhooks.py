@@ -155,8 +155,10 @@ class Webhooks:
         self.clock = clock
         self.signer = signer
         self.allowed_hosts = allowed_hosts
-        self.deliveries: deque[Delivery] = deque()
-        self.by_id: dict[int, Delivery] = {}
+        self.by_id: dict[int, Delivery] = {}  # every delivery kept, oldest first
+        self.done: deque[int] = (
+            deque()
+        )  # ids of deliveries that are over, in the order they ended: what retention drops
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.persist: Callable[[], None] | None = None  # called when a round of attempts ends
@@ -171,9 +173,13 @@ class Webhooks:
             if delivery.in_flight:
                 self.start_round(delivery)
 
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return list(self.by_id.values())
+
     def clear(self) -> None:
-        self.deliveries.clear()
         self.by_id.clear()
+        self.done.clear()
 
     def next_id(self) -> int:
         value = next(self._ids)
@@ -181,8 +187,8 @@ class Webhooks:
         return value
 
     def restore(self, deliveries: list[Delivery], next_id: int) -> None:
-        self.deliveries = deque(deliveries)
         self.by_id = {d.id: d for d in deliveries}
+        self.done = deque(d.id for d in deliveries if _over(d))
         self._ids = itertools.count(next_id)
 
     def continue_from(self, next_id: int) -> None:
@@ -215,12 +221,11 @@ class Webhooks:
             customer_id=customer_id,
             breakage=breakage or Breakage(),
         )
-        self.deliveries.append(delivery)
         self.by_id[delivery.id] = delivery
         self.dirty("delivery", delivery.id)
         hold = delivery.breakage.late_seconds
         if delivery.breakage.out_of_order and not any(
-            d.subject == subject and d is not delivery for d in self.deliveries
+            d.subject == subject and d is not delivery for d in self.by_id.values()
         ):
             hold += OUT_OF_ORDER_HOLD
         if hold:
@@ -315,6 +320,8 @@ class Webhooks:
             await self._round(delivery)
         finally:
             delivery.in_flight = False
+            if _over(delivery):
+                self.done.append(delivery.id)
             self.dirty("delivery", delivery.id)  # its attempts, state and next retry
             if self.persist is not None:
                 self.persist()
@@ -372,6 +379,11 @@ class Webhooks:
         ok = 200 <= status < 300
         delivery.attempts.append(Attempt(number, url, at, status, None, ok))
         return ok
+
+
+def _over(delivery: Delivery) -> bool:
+    """No round is under way or due: delivered, failed or refused."""
+    return delivery.state != "pending" and not delivery.in_flight and delivery.timer is None
 
 
 @timer("webhook.round", record="delivery")

@@ -1,4 +1,5 @@
-"""`--retain N`: a mock under load keeps the newest N records of each kind, and drops the rest with their timers."""
+"""`--retain N`: a mock under load keeps at most N records of each kind by letting go of finished work, oldest
+finished first; work under way is never dropped."""
 
 from __future__ import annotations
 
@@ -10,47 +11,61 @@ from verifymock.clock import COMPACT_AT, Clock
 from verifymock.config import Config
 
 
-def test_retention_drops_the_oldest_verifications_and_calls_with_their_timers() -> None:
+def test_retention_keeps_work_under_way_and_drops_the_oldest_finished() -> None:
     app = create_app(Config(clock="manual", retain=3))
     with TestClient(app, base_url=LOCAL) as client:
         profile_id = make_profile(client)
-        ids = []
-        for i in range(5):
-            body = {"phone_number": f"+1303555000{i}", "verify_profile_id": profile_id}
+
+        def verify(i: int) -> str:
+            body = {"phone_number": f"+1303555000{i}", "verify_profile_id": profile_id, "custom_code": "1234"}
             response = client.post("/v2/verifications/call", json=body, headers=TELNYX_AUTH)
             assert response.status_code == 200, response.text
-            ids.append(response.json()["data"]["id"])
-        assert [client.get(f"/v2/verifications/{i}", headers=TELNYX_AUTH).status_code for i in ids] == [404] * 2 + [
-            200
-        ] * 3
-        handsets = client.get("/_mock/handsets").json()["data"]
-        assert sorted(h["phone_number"] for h in handsets) == [f"+1303555000{i}" for i in (2, 3, 4)]
-        # only the kept calls and verifications still have timers: answer and expiry, two each (no ring-out is set
-        # when a scripted answer comes first)
-        assert len(app.mock.clock.pending()) == 3 * 2
-        # and they still run: the default callee answers at 2 s
-        client.post("/_mock/clock/advance", json={"seconds": 3})
-        states = [h["calls"][0]["state"] for h in client.get("/_mock/handsets").json()["data"]]
-        assert states == ["in_progress"] * 3
+            return str(response.json()["data"]["id"])
+
+        def kept(ids: list[str]) -> list[int]:
+            return [client.get(f"/v2/verifications/{i}", headers=TELNYX_AUTH).status_code for i in ids]
+
+        ids = [verify(i) for i in range(5)]
+        # five pending verifications and five ringing calls, over a retention of three: none is dropped
+        assert kept(ids) == [200] * 5
+        assert len(client.get("/_mock/handsets").json()["data"]) == 5
+        assert len(app.mock.clock.pending()) == 5 * 2  # each: its answer and its expiry
+        # they finish in this order: 3, 1, 4 (checked), then 0 and 2 stay pending
+        for i in (3, 1, 4):
+            client.post(f"/v2/verifications/{ids[i]}/actions/verify", json={"code": "1234"}, headers=TELNYX_AUTH)
+        # the next change trims: of the finished, the first two to finish go, down to three kept
+        client.put("/_mock/bindings/+13035559999", json={"scenario": "interactive"})
+        assert kept(ids) == [200, 404, 200, 404, 200]
+        # the calls play out (the default callee answers at 2 s); once ended, the oldest ended go, down to three
+        client.post("/_mock/clock/advance", json={"seconds": 60})
+        client.put("/_mock/bindings/+13035559999", json={"scenario": "interactive"})
+        calls = [h["calls"] for h in client.get("/_mock/handsets").json()["data"] if h["calls"]]
+        assert len(calls) == 3 and all(c[0]["state"] == "completed" for c in calls)
 
 
-def test_retention_ends_a_dropped_live_call_so_its_dtmf_confirmation_does_not_stay_pending() -> None:
+def test_retention_never_ends_a_live_call_so_its_dtmf_confirmation_goes_on() -> None:
     app = create_app(Config(clock="manual", retain=2))
     with TestClient(app, base_url=LOCAL) as client:
         profile_id = make_profile(client)
         body = {"phone_number": "+13035550001", "verify_profile_id": profile_id}
-        dropped = client.post("/v2/verifications/dtmf_confirm", json=body, headers=TELNYX_AUTH).json()["data"]["id"]
+        client.put("/_mock/bindings/+13035550001", json={"scenario": "interactive"})  # its callee is driven by hand
+        first = client.post("/v2/verifications/dtmf_confirm", json=body, headers=TELNYX_AUTH).json()["data"]["id"]
         phones, scenario = app.mock.phones, app.mock.scenarios.get("interactive")
-        for number in ("+13035550002", "+13035550003"):  # two more calls (another vendor's): the first must go
+        for number in ("+13035550002", "+13035550003"):  # two more calls (another vendor's), over the retention
             phones.place_call(
                 vendor="cm", kind="dtmf", phone_number=number, caller_id="+3100", scenario=scenario, flow=None
             )
         client.put("/_mock/bindings/+13035550009", json={"scenario": "interactive"})  # any change trims
+        assert [c.phone_number for c in phones.calls] == ["+13035550001", "+13035550002", "+13035550003"]
+        # the first call is still live, and its confirmation completes as it would have
+        client.post("/_mock/clock/advance", json={"seconds": 10})
+        assert client.post("/_mock/handsets/+13035550001/answer").status_code == 200
+        assert client.post("/_mock/handsets/+13035550001/press", json={"digits": "1"}).status_code == 200
+        verification = client.get(f"/v2/verifications/{first}", headers=TELNYX_AUTH).json()["data"]
+        assert verification["status"] == "accepted"
+        # and once ended, it is the oldest ended call: the next trim lets go of it
+        client.put("/_mock/bindings/+13035550009", json={"scenario": "interactive"})
         assert [c.phone_number for c in phones.calls] == ["+13035550002", "+13035550003"]
-        # the dropped call ended as failed: its verification is in error, and the number takes a new one
-        assert client.get(f"/v2/verifications/{dropped}", headers=TELNYX_AUTH).json()["data"]["status"] == "error"
-        again = client.post("/v2/verifications/dtmf_confirm", json=body, headers=TELNYX_AUTH)
-        assert again.status_code == 200, again.text
 
 
 def test_clock_drops_cancelled_timers_once_they_are_most_of_the_heap() -> None:

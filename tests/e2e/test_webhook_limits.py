@@ -104,7 +104,7 @@ def test_webhook_refused_primary_goes_to_an_allowed_failover(receiver: Receiver)
         assert len(receiver.at("/failover")) == 1 and not receiver.at("/primary")
 
 
-def test_webhook_dropped_by_retention_stops_retrying(receiver: Receiver) -> None:
+def test_webhook_retention_lets_a_delivery_retry_to_its_end_and_drops_it_once_over(receiver: Receiver) -> None:
     receiver.clear()
     with (
         serve_in_thread(Config(port=0, clock="manual", retain=1, access_log=False)) as running,
@@ -115,12 +115,21 @@ def test_webhook_dropped_by_retention_stops_retrying(receiver: Receiver) -> None
         client.post("/_mock/handsets/+13035552102/answer")
         client.post("/_mock/handsets/+13035552102/press", json={"digits": "1"})
         assert len(receiver.at("/fail")) == 1
-        dtmf_confirm(client, f"{receiver.url}/ok", number="+13035552103")  # keeps one delivery: drops the first
+        dtmf_confirm(client, f"{receiver.url}/ok", number="+13035552103")
         client.post("/_mock/handsets/+13035552103/answer")
         client.post("/_mock/handsets/+13035552103/press", json={"digits": "1"})
-        client.post("/_mock/clock/advance", json={"seconds": 200})
-        assert len(receiver.at("/fail")) == 1, "a dropped delivery was retried"
+        # one is kept: the delivery under way stays, and the one that is over (delivered) goes
+        assert [d["url"] for d in client.get("/_mock/webhooks").json()["data"]] == [f"{receiver.url}/fail"]
+        client.post("/_mock/clock/advance", json={"seconds": 200})  # its three retries, at 5, 30 and 120 s
+        assert len(receiver.at("/fail")) == 4
+        assert client.get("/_mock/webhooks").json()["data"][0]["state"] == "failed"
+        dtmf_confirm(client, f"{receiver.url}/ok", number="+13035552104")
+        client.post("/_mock/handsets/+13035552104/answer")
+        client.post("/_mock/handsets/+13035552104/press", json={"digits": "1"})
+        # now it is over, and the oldest: it goes
         assert [d["url"] for d in client.get("/_mock/webhooks").json()["data"]] == [f"{receiver.url}/ok"]
+        client.post("/_mock/clock/advance", json={"seconds": 1000})
+        assert len(receiver.at("/fail")) == 4, "a dropped delivery was retried"
 
 
 def test_webhook_reset_or_second_advance_during_an_advance_is_refused(client: httpx.Client, receiver: Receiver) -> None:

@@ -311,6 +311,8 @@ class TeleSign:
         transaction.status_code = code
         transaction.updated_on = self._now()
         self.mock.dirty("transaction", transaction.reference_id)
+        if code != 103:  # its call is over
+            self.mock.finished("transaction", transaction.reference_id)
         self._callback(transaction)
 
     def _callback(self, transaction: Transaction) -> None:

@@ -367,6 +367,8 @@ class Telnyx:
         verification.status = status
         verification.updated_at = self._now()
         self.mock.dirty("verification", verification.id)
+        if status != "pending":
+            self.mock.finished("verification", verification.id)
 
     def verification(self, verification_id: str) -> Verification:
         verification = self.verifications.get(verification_id)

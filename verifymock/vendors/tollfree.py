@@ -20,6 +20,7 @@ Body = dict[str, Any]
 
 EVENT = "messaging_tollfree.verification.status_changed"  # mock-defined: Telnyx publishes no event name
 MAX_PAGE_SIZE = 100  # page_size is clamped to this
+FINAL = ("Verified", "Rejected")
 
 
 @dataclass
@@ -159,6 +160,8 @@ class TollFree:
         request.status = status
         request.reason = reason
         self.mock.dirty("tollfree", request.id)
+        if status in FINAL:
+            self.mock.finished("tollfree", request.id)
         request.updated = self.mock.clock.now_datetime()
         self._record(request)
         self._notify(request)
