@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -36,6 +37,7 @@ MAX_EXAMPLES = int(os.environ.get("VERIFYMOCK_FUZZ_EXAMPLES", "100"))
 REPEATABLE = "VERIFYMOCK_FUZZ_EXAMPLES" not in os.environ
 _CONFIGS = tempfile.TemporaryDirectory(prefix="verifymock-fuzz-")  # removed when the test process ends
 CONFIGS = Path(_CONFIGS.name)  # each spec's view of verifymock/schemathesis.toml
+_fuzzing: dict[str, str | None] = {"spec": None}  # the spec whose cases are being run
 
 
 def credentials(case: Any, spec: str) -> dict[str, str] | None:
@@ -69,6 +71,9 @@ def _fuzz_test(name: str) -> Any:
         suppress_health_check=list(HealthCheck),
     )
     def test(case: Any, fuzz_server: Running) -> None:
+        if _fuzzing["spec"] != name:  # what fuzzing the control API left (faults, bindings) must not reach the next
+            httpx.post(f"{fuzz_server.url}/_mock/reset", timeout=30)
+            _fuzzing["spec"] = name
         case.call_and_validate(base_url=fuzz_server.url + base_path, headers=credentials(case, name))
 
     return test
