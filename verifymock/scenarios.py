@@ -252,9 +252,9 @@ class Scenarios:
         return scenario
 
     def bind(self, phone_number: str, scenario_id: str) -> None:
-        if scenario_id not in self.all:
+        if scenario_id not in self.all:  # the number is not what is missing: the body names what does not exist
             raise ApiError(
-                Problem.NOT_FOUND,
+                Problem.UNPROCESSABLE,
                 f"There is no scenario {scenario_id!r}; GET /_mock/scenarios lists them.",
                 pointer="/scenario",
             )

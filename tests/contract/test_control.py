@@ -132,7 +132,9 @@ def test_control_scenario_header_and_bindings_choose_the_callee() -> None:
 
         assert client.delete(f"/_mock/bindings/{number}").status_code == 204
         assert client.delete(f"/_mock/bindings/{number}").status_code == 404
-        assert client.put(f"/_mock/bindings/{number}", json={"scenario": "no/such"}).status_code == 404
+        refused = client.put(f"/_mock/bindings/{number}", json={"scenario": "no/such"})
+        assert refused.status_code == 422  # the number exists as a path; the scenario the body names does not
+        assert refused.json()["pointer"] == "/scenario"
         unknown = _dtmf(client, number, {"X-Mock-Scenario": "no/such"})
         assert unknown.status_code == 400
         assert unknown.json()["errors"][0]["source"] == {"parameter": "X-Mock-Scenario"}
