@@ -28,6 +28,8 @@ class Receiver:
 
     # set when the receiver stops: a request to /hang... waits for it (or HANG_SECONDS) before answering
     released: threading.Event = field(default_factory=threading.Event)
+    # a request to /held... waits for this (or HANG_SECONDS), then answers as scripted
+    held: threading.Event = field(default_factory=threading.Event)
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
@@ -49,6 +51,8 @@ def webhook_receiver() -> Iterator[Receiver]:
             if self.path.startswith("/hang"):  # never answers, as a receiver that is stuck
                 receiver.released.wait(HANG_SECONDS)
                 return
+            if self.path.startswith("/held"):
+                receiver.held.wait(HANG_SECONDS)
             if self.path.startswith("/huge"):  # answers 200 with a body that does not end
                 self.send_response(200)
                 self.send_header("content-length", str(HUGE_BYTES))
@@ -77,5 +81,6 @@ def webhook_receiver() -> Iterator[Receiver]:
         yield receiver
     finally:
         receiver.released.set()
+        receiver.held.set()
         server.shutdown()
         server.server_close()

@@ -154,6 +154,7 @@ class Mock:
         if self.store.durable:
             self.journal.unsaved = []
             self.dirty.enabled = self.clock.tracking = True
+            self.webhooks.written = self.commit_soon
             try:
                 self.restored = self._restore()
             except ConfigError:

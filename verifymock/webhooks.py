@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -156,16 +156,16 @@ class Webhooks:
         self.signer = signer
         self.allowed_hosts = allowed_hosts
         self.by_id: dict[int, Delivery] = {}  # every delivery kept, oldest first
-        self.done: deque[int] = (
-            deque()
-        )  # ids of deliveries that are over, in the order they ended: what retention drops
+        # ids of deliveries that are over, in the order they ended: what retention lets go of
+        self.done: deque[int] = deque()
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.persist: Callable[[], None] | None = None  # called when a round of attempts ends
-        self.telesign_key: Callable[[str], str | None] | None = None
-        self.dirty = (
-            Dirty()
-        )  # the engine's, when a store writes what changes  # a TeleSign customer's API key, which signs
+        self.telesign_key: Callable[[str], str | None] | None = None  # a TeleSign customer's key, which signs
+        self.dirty = Dirty()  # the engine's, when a store writes what changes
+        # with a durable store: awaited before a round's first attempt, so that what is sent (an event and its id)
+        # has been written, and a restart after a crash sends the same event again rather than a new one
+        self.written: Callable[[], Awaitable[bool]] | None = None
 
     def resume(self) -> None:
         """After a restart: start again the rounds that were under way when the server stopped."""
@@ -317,6 +317,8 @@ class Webhooks:
 
     async def _rounded(self, delivery: Delivery) -> None:
         try:
+            if self.written is not None and not await self.written():
+                log.error("webhook %s is sent though it could not be written first", delivery.id)
             await self._round(delivery)
         finally:
             delivery.in_flight = False

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -219,3 +222,52 @@ def test_state_file_written_change_by_change(tmp_path: Path) -> None:
     changed = {key for key in before if after.get(key) != before[key]}
     assert changed == {("verification", ids[3])}
     assert after[("verification", ids[3])] == before[("verification", ids[3])] + 1
+
+
+def test_state_sigkill_during_an_advance_resends_the_round_under_way_with_its_event_id(tmp_path: Path) -> None:
+    """A webhook is written before it is sent: killed while the receiver holds the first one, the restarted mock
+    sends that same event (its id unchanged) again, and every other timer still fires, once."""
+    db = tmp_path / "mock.db"
+    with webhook_receiver() as receiver:
+        with running(_options(db), cwd=REPO) as (url, process):
+            with httpx.Client(base_url=url, headers=TELNYX_AUTH, timeout=60) as client:
+                profile_id = make_profile(client, webhook_url=f"{receiver.url}/held")
+                ids = {
+                    client.post(
+                        "/v2/verifications/dtmf_confirm",
+                        json={"phone_number": f"+1312555{i:04d}", "verify_profile_id": profile_id},
+                    ).json()["data"]["id"]
+                    for i in range(5)
+                }
+            # the default callee answers at 2 s and presses 1 at 5 s: the first webhook is held by the receiver
+            advancing = threading.Thread(
+                target=lambda: _quietly(lambda: httpx.post(f"{url}/_mock/clock/advance", json={"seconds": 60})),
+                daemon=True,
+            )
+            advancing.start()
+            deadline = time.monotonic() + 30
+            while not receiver.at("/held") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            process.kill()
+            process.wait(timeout=10)
+        [before] = [orjson.loads(r.body)["data"] for r in receiver.at("/held")]
+        receiver.held.set()  # from now on it answers at once
+        with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+            deadline = time.monotonic() + 30  # the round under way is attempted again as the server starts
+            while len(receiver.at("/held")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert client.post("/_mock/clock/advance", json={"seconds": 60}, timeout=120).status_code == 200
+            statuses = {i: client.get(f"/v2/verifications/{i}").json()["data"]["status"] for i in ids}
+    assert set(statuses.values()) == {"accepted"}
+    events: dict[str, set[str]] = {}
+    for received in receiver.at("/held"):
+        data = orjson.loads(received.body)["data"]
+        events.setdefault(data["payload"]["id"], set()).add(data["id"])
+    assert set(events) == ids
+    assert all(len(event_ids) == 1 for event_ids in events.values()), events  # one event per outcome
+    assert events[before["payload"]["id"]] == {before["id"]}  # the one under way, sent again with its id
+
+
+def _quietly(call: Any) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the server was killed under it
+        call()
