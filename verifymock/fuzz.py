@@ -3,12 +3,14 @@
 Runs schemathesis' own command line per spec (its progress display included) against a server you name with
 --url, or one started in this process, then prints one summary table of every operation. Exit code 1 on any
 finding. The mock is reset before each spec: fuzzing the control API leaves faults and bindings behind (a fault
-that closes every connection, say), which would otherwise break the specs fuzzed after it.
+that closes every connection, say), which would otherwise break the specs fuzzed after it. Then a verify profile,
+a verification and a ringing call are made, and fuzz_hooks.py points about half the generated requests at them.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import sys
@@ -44,6 +46,8 @@ def run(config: Config, url: str | None, max_examples: int) -> int:
     if not Path(st).exists():
         print("verifymock fuzz needs schemathesis: pip install 'verifymock[test]'", file=sys.stderr)
         return 2
+    from verifymock.fuzz_hooks import seed  # (it needs schemathesis, which is there now)
+
     mounted = Mock(config).mounted  # also reports every start-up problem before anything runs
     rows: list[tuple[str, str, str]] = []
     failed = False
@@ -78,8 +82,11 @@ def run(config: Config, url: str | None, max_examples: int) -> int:
             for header in credentials(m.vendor):
                 command += ["--header", header]
             print(f"\n== {m.spec.name} ({m.spec.source}) ==", flush=True)
-            httpx.post(url.rstrip("/") + "/_mock/reset", timeout=30)
-            failed |= subprocess.call(command) != 0
+            root = url.rstrip("/")
+            httpx.post(root + "/_mock/reset", timeout=30)
+            seeded = seed(root, credentials("telnyx")[0].partition(": ")[2])
+            env = {**os.environ, **seeded, "SCHEMATHESIS_HOOKS": "verifymock.fuzz_hooks"}
+            failed |= subprocess.call(command, env=env) != 0
             rows += _rows(m.spec.name, junit)
     _table(rows)
     return 1 if failed else 0
