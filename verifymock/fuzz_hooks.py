@@ -81,19 +81,19 @@ _apply_to: Callable[..., Callable[[HookFunction], HookFunction]] = schemathesis.
 
 @_apply_to(operation_id=NEEDS_PROFILE)
 def map_body(context: Any, body: Any) -> Any:
-    profile = os.environ.get(SEEDED["profile"])
-    if profile and isinstance(body, dict):
-        given = body.get("verify_profile_id")
-        if isinstance(given, str) and _UUID.fullmatch(given) and _half(given):
-            body = {**body, "verify_profile_id": profile}
-    return body
+    return _swap(body, "verify_profile_id", _UUID, SEEDED["profile"])
 
 
 @_apply_to(operation_id=NEEDS_NUMBER)
 def map_path_parameters(context: Any, parameters: Any) -> Any:
-    number = os.environ.get(SEEDED["number"])
-    if number and isinstance(parameters, dict):
-        given = parameters.get("phone_number")
-        if isinstance(given, str) and _E164.fullmatch(given) and _half(given):
-            parameters = {**parameters, "phone_number": number}
-    return parameters
+    return _swap(parameters, "phone_number", _E164, SEEDED["number"])
+
+
+def _swap(values: Any, field: str, shape: re.Pattern[str], variable: str) -> Any:
+    """`values` with `field` set to the seeded value, if it was drawn well-formed and falls in the swapped half."""
+    seeded = os.environ.get(variable)
+    if seeded and isinstance(values, dict):
+        given = values.get(field)
+        if isinstance(given, str) and shape.fullmatch(given) and _half(given):
+            return {**values, field: seeded}
+    return values
