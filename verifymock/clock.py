@@ -113,7 +113,8 @@ class Clock:
         heapq.heapify(entries)
         self._timers = entries
         self._live = {t.id: t for t in timers}
-        self._seq = itertools.count(int(state["seq"]))
+        # numbering goes on past every timer kept, so a new timer never takes the id of one still due
+        self._seq = itertools.count(max([int(state["seq"]), *(t.seq + 1 for t in timers)]))
         self.cancelled = 0
         if self.mode != "real" and state.get("now") is not None:
             self._offset += float(state["now"]) - self.now()

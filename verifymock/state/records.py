@@ -20,7 +20,6 @@ import orjson
 from verifymock import jsonio
 from verifymock.calls import Call, Message
 from verifymock.faults import Fault
-from verifymock.state.dirty import Dirty as Dirty
 from verifymock.vendors.telesign import Transaction
 from verifymock.vendors.telnyx import Verification
 from verifymock.vendors.tollfree import TollFreeRequest
