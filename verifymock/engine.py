@@ -218,13 +218,13 @@ class Mock:
         function(self, timer)
 
     def changed(self) -> None:
-        """Something in the state may have changed: the next commit writes a snapshot."""
+        """Something outside the records may have changed (the clock, the next ids): the next commit writes them."""
         self._dirty = True
 
     def commit(self) -> bool:
-        """Write what changed to a durable store: a snapshot if the state changed, and new journal entries. False
-        if that failed (a full disk, a file made read-only): logged, kept to be written at the next commit, and the
-        request it was for is not acknowledged."""
+        """Write what changed to a durable store: the records marked, the timers set and gone, new journal entries
+        and the meta values that moved. False if that failed (a full disk, a file made read-only): logged, kept to
+        be written at the next commit, and the request it was for is not acknowledged."""
         if not self.store.durable:
             return True
         try:
