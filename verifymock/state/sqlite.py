@@ -172,9 +172,6 @@ class SqliteStore:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            # the records' index is written at random places (ids are random): keep up to 64 MiB of its pages
-            # cached rather than SQLite's default 2 MiB, so a file of 100,000 records is not read back per commit
-            self._db.execute("PRAGMA cache_size = -65536")
             with _Transaction(self._db):
                 self._open()
         except ConfigError:
