@@ -58,9 +58,6 @@ class Call:
     digits: str = ""
     timers: list[str] = field(default_factory=list)  # ids of the timers that die with the call
 
-    def to_data(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Call:
         return cls(**data)
@@ -100,9 +97,6 @@ class Message:
     text: str
     status: str
     at: str
-
-    def to_data(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Message:

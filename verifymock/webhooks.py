@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -127,9 +127,6 @@ class Delivery:
     in_flight: bool = False  # a round of attempts is under way (a restart starts it again)
     timer: str | None = None  # the held first round or the next retry, cancelled if the delivery is dropped
     dropped: bool = False  # let go of by --retain: no further round starts
-
-    def to_data(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Delivery:

@@ -89,9 +89,6 @@ class Transaction:
     call_id: str | None = None
     caller_id: str = CALLER_ID
 
-    def to_data(self) -> Body:
-        return asdict(self)
-
     @classmethod
     def from_data(cls, data: Body) -> Transaction:
         return cls(**data)

@@ -88,9 +88,6 @@ class Verification:
     timer: str | None = None  # the id of its expiry's timer
     extra: Body = field(default_factory=dict)
 
-    def to_data(self) -> Body:
-        return asdict(self)
-
     @classmethod
     def from_data(cls, data: Body) -> Verification:
         return cls(**data)

@@ -37,9 +37,6 @@ class TollFreeRequest:
     next_step: int = 0
     timer: str | None = None  # the id of the next step's timer
 
-    def to_data(self) -> Body:
-        return {**asdict(self), "created": self.created.isoformat(), "updated": self.updated.isoformat()}
-
     @classmethod
     def from_data(cls, data: Body) -> TollFreeRequest:
         created, updated = datetime.fromisoformat(data["created"]), datetime.fromisoformat(data["updated"])
