@@ -16,8 +16,8 @@ def get_health() -> Body:
     return {"status": "ok"}
 
 
-def reset_mock() -> Reply:
-    engine().reset()
+async def reset_mock() -> Reply:
+    await engine().reset()
     return Reply(None, 204)
 
 

@@ -82,8 +82,9 @@ def create_app(config: Config | None = None) -> Gate:
                 task.cancel()
             await mock.webhooks.settle()
             mock.changed()
-            mock.commit()
-            mock.store.close()
+            await mock.commit()
+            if mock.store is not None:
+                await mock.store.close()
 
     gate = Gate(*build(mock, lifespan), mock)
     return gate

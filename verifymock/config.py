@@ -12,7 +12,7 @@ from verifymock.clock import parse_mode
 from verifymock.errors import ConfigError
 from verifymock.journal import DEFAULT_BYTES, DEFAULT_SIZE
 from verifymock.paths import bundled
-from verifymock.state.sqlite import check_store_spec
+from verifymock.state.store import check_store_spec
 
 MIB = 1024 * 1024
 DEFAULT_RETAIN = 1_000

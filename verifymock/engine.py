@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +27,10 @@ from verifymock.scenarios import load as load_scenarios
 from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
 from verifymock.state.dirty import Dirty
-from verifymock.state.records import Records
-from verifymock.state.sqlite import Commit, Store, open_store
-from verifymock.ui import Changes
+from verifymock.state.records import INDEXED, Records
+from verifymock.state.sqlite import open_store
+from verifymock.state.store import Changes, Conflict, Key, Store
+from verifymock.ui import Listeners
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
 from verifymock.vendors.telnyx import Telnyx
@@ -141,28 +142,31 @@ class Mock:
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
-        self.store: Store = open_store(config.state)
+        self.store: Store | None = open_store(config.state)  # None: memory, the engine's dicts are the state
+        self.location = self.store.location if self.store else "memory"
+        self.versions: dict[Key, int] = {}  # each stored record's version, which its next commit must find
         self._dirty = False
         self._commit_pending = False
-        self._unwritten = Commit()  # a commit that failed, written with the next
-        self._group: asyncio.Future[bool] | None = None  # the commit requests of this loop turn wait for
+        self._unwritten = Changes()  # a commit that failed, written with the next
+        self._group: asyncio.Future[bool] | None = None
+        self._tasks: set[asyncio.Task[bool]] = set()  # the commit requests of this loop turn wait for
         self._meta_written: dict[str, Any] = {}
         self.audit = bool(os.environ.get(AUDIT_VARIABLE))
         self.restored = False
-        self.changes = Changes()
+        self.changes = Listeners()
         self.clock.persist = self.webhooks.persist = self.persist
-        if self.store.durable:
+        if self.store is not None:
             self.journal.unsaved = []
             self.dirty.enabled = self.clock.tracking = True
             self.webhooks.written = self.commit_soon
             try:
-                self.restored = self._restore()
+                self.restored = asyncio.run(self._restore(self.store))
             except ConfigError:
                 raise
             except Exception as exc:  # a damaged file: whatever sqlite or the decoder says, one line names it
                 raise ConfigError(
                     "--state",
-                    self.store.location,
+                    self.location,
                     f"cannot be read ({type(exc).__name__}: {exc})",
                     "start with a new file, or move the damaged one aside",
                 ) from exc
@@ -221,23 +225,23 @@ class Mock:
         """Something outside the records may have changed (the clock, the next ids): the next commit writes them."""
         self._dirty = True
 
-    def commit(self) -> bool:
+    async def commit(self) -> bool:
         """Write what changed to a durable store: the records marked, the timers set and gone, new journal entries
         and the meta values that moved. False if that failed (a full disk, a file made read-only): logged, kept to
         be written at the next commit, and the request it was for is not acknowledged."""
-        if not self.store.durable:
+        if self.store is None:
             return True
         try:
-            self._write()
+            await self._write(self.store)
         except Exception:  # the cause is loud in the log; the answer says only that it could not be kept
-            log.exception("saving state to %s failed", self.store.location)
+            log.exception("saving state to %s failed", self.location)
             return False
         return True
 
     async def commit_soon(self) -> bool:
         """`commit`, shared by every request that asks in the same turn of the event loop: one transaction for all
         of them (a group commit), each answered once it is written. False if it could not be written."""
-        if not self.store.durable:
+        if self.store is None:
             return True
         if self._group is None:
             loop = asyncio.get_running_loop()
@@ -247,34 +251,67 @@ class Mock:
 
     def _commit_group(self, group: asyncio.Future[bool]) -> None:
         self._group = None
-        group.set_result(self.commit())
+        self._background(self.commit()).add_done_callback(
+            lambda done: group.set_result(not done.cancelled() and done.result())
+        )
 
-    def _write(self) -> None:
-        """One commit: the records marked as changed (their data now, or a deletion), the timers scheduled and gone,
-        new journal entries and, if anything changed, the meta values. A failed one is kept and merged into the
-        next, so nothing is lost; the request it was for is answered 503."""
-        commit, self._unwritten = self._unwritten, Commit()
-        for kind, record_id in self.dirty.take():
-            commit.records[(kind, record_id)] = self.records.text(kind, record_id)
-        added, removed = self.clock.take_changes()
-        for timer in added:
-            commit.timers_removed.discard(timer.id)
-        commit.timers_added = [t for t in commit.timers_added if t.id not in removed] + added
-        commit.timers_removed |= removed
-        commit.journal += self.journal.take_unsaved()
+    def _background(self, work: Coroutine[Any, Any, bool]) -> asyncio.Task[bool]:
+        """A commit under way, held until it is done (the loop keeps only weak references to tasks)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _changes(self) -> Changes:
+        """What changed since the last commit, as one unit of work: each record under the version last written."""
+        changes = Changes()
+        for key in self.dirty.take():
+            kind, record_id = key
+            put = self.records.put(kind, record_id)
+            if put is not None:
+                changes.put[key] = put
+                changes.expect[key] = self.versions.get(key, 0)
+            elif key in self.versions:
+                changes.delete.add(key)
+                changes.expect[key] = self.versions[key]
+        changes.schedule, changes.cancel = self.clock.take_changes()
+        changes.journal = self.journal.take_unsaved()
         if self._dirty:  # the meta values that moved (the clock's next timer number, mostly)
             meta = self._meta()
-            commit.meta.update({k: v for k, v in meta.items() if self._meta_written.get(k) != v})
-        if commit:
-            try:
-                self.store.write(commit, self.config.journal_size)
-            except Exception:
-                self._unwritten = commit
-                raise
-            self._meta_written.update(commit.meta)
+            changes.meta = {k: v for k, v in meta.items() if self._meta_written.get(k) != v}
+        return changes
+
+    async def _write(self, store: Store) -> None:
+        """One commit of what changed. A failed one is kept and merged into the next, so nothing is lost; the
+        request it was for is answered 503."""
+        changes, self._unwritten = self._unwritten, Changes()
+        changes.merge(self._changes())
         self._dirty = False
+        if changes:
+            try:
+                await self._commit(store, changes)
+            except Exception:
+                self._unwritten = changes
+                raise
+            self._meta_written.update(changes.meta)
         if self.audit:
-            self._audit()
+            await self._audit(store)
+
+    async def _commit(self, store: Store, changes: Changes) -> None:
+        try:
+            await store.commit(changes, self.config.journal_size)
+        except Conflict as conflict:
+            # This process is the file's only writer (it holds its lock), so what it holds is the state: a version
+            # that moved under it is a bug, logged, and its records are written over what the file has.
+            log.error("state commit conflict (%s): the engine's records are written again over the file's", conflict)
+            found = await store.get_many(list(changes.expect))
+            changes.expect = {key: found[key].version if key in found else 0 for key in changes.expect}
+            changes.delete = {key for key in changes.delete if key in found}
+            await store.commit(changes, self.config.journal_size)
+        for key in changes.put:
+            self.versions[key] = changes.expect[key] + 1
+        for key in changes.delete:
+            self.versions.pop(key, None)
 
     def _meta(self) -> dict[str, Any]:
         return {
@@ -282,18 +319,24 @@ class Mock:
             "signer": self.signer.seed,
             "webhook_ids": self.webhooks.next_id(),
             "fault_ids": self.faults.next_id(),
+            "indexed": INDEXED,
         }
 
-    def _audit(self) -> None:
-        """The store must hold exactly what the engine holds (see AUDIT_VARIABLE)."""
+    async def _audit(self, store: Store) -> None:
+        """The store must hold exactly what the engine holds, at the versions it expects (see AUDIT_VARIABLE)."""
         held = dict(self.records.items())
-        stored = self.store.read_records()
+        loaded = await store.load(0)
+        stored = {(r.kind, r.id): r.data for r in loaded.records}
         wrong = sorted(key for key in held.keys() | stored.keys() if held.get(key) != stored.get(key))
         if wrong:
             raise AssertionError(f"state audit: the store differs from the engine for {wrong[:5]}")
+        versions = {(r.kind, r.id): r.version for r in loaded.records}
+        if versions != self.versions:
+            raise AssertionError("state audit: the versions the engine expects are not the store's")
         timers = {t.id for t in self.clock.pending()}
-        if timers != self.store.read_timer_ids():
-            raise AssertionError(f"state audit: timers differ: {sorted(timers ^ self.store.read_timer_ids())[:5]}")
+        stored_timers = {t.id for t in loaded.timers}
+        if timers != stored_timers:
+            raise AssertionError(f"state audit: timers differ: {sorted(timers ^ stored_timers)[:5]}")
 
     def persist(self) -> None:
         """State changed outside a request (timers ran, webhooks were attempted): listeners hear of it, and a
@@ -301,23 +344,24 @@ class Mock:
         self.changed()
         self.trim()
         self.changes.notify()
-        if self._commit_pending or not self.store.durable:
+        if self._commit_pending or self.store is None:
             return
         self._commit_pending = True
 
         def commit() -> None:
             self._commit_pending = False
-            self.commit()
+            self._background(self.commit())
 
         asyncio.get_running_loop().call_later(PERSIST_DELAY, commit)
 
-    def _restore(self) -> bool:
-        loaded = self.store.load()
-        self.journal.restore(loaded.journal[-self.config.journal_size :] if self.config.journal_size else [])
+    async def _restore(self, store: Store) -> bool:
+        loaded = await store.load(self.config.journal_size)
+        self.journal.restore(loaded.journal if self.config.journal_size else [])
         meta = loaded.meta
         if "clock" not in meta:
             return False
-        self.records.restore(loaded.records)
+        self.records.restore([(r.kind, r.id, r.data) for r in loaded.records])
+        self.versions = {(r.kind, r.id): r.version for r in loaded.records}
         for kind, records in self._retained():
             self._finished[kind].extend(i for i, record in records.items() if FINISHED[kind](record))
         self.clock.restore(meta["clock"], loaded.timers)
@@ -325,11 +369,18 @@ class Mock:
             self.signer.use_seed(meta["signer"])
         self.webhooks.continue_from(int(meta["webhook_ids"]))
         self.faults.continue_from(int(meta["fault_ids"]))
+        self._meta_written = dict(meta)
         self.dirty.take()  # what was read is what is stored
         self.clock.take_changes()
+        if meta.get("indexed") != INDEXED:  # written by a version that kept other index entries, or none
+            for key in self.versions:
+                self.dirty(*key)
+            self.changed()
+            await self._write(store)
+            log.info("state file %s: index entries written again", self.location)
         if self.scenarios.prune():
             self.changed()
-        log.info("state restored from %s", self.store.location)
+        log.info("state restored from %s", self.location)
         return True
 
     def resume(self) -> None:
@@ -387,7 +438,7 @@ class Mock:
     def activate(self) -> None:
         _current.set(self)
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         if self.clock.advancing:  # it would go on moving the clock and running timers after the reset
             raise ApiError(Problem.CONFLICT, "The clock is being advanced; reset once that advance has answered.")
         self.journal.clear()
@@ -401,10 +452,12 @@ class Mock:
         self.faults.clear()
         for finished in self._finished.values():
             finished.clear()
-        self.store.clear()
+        if self.store is not None:
+            await self.store.clear()
+        self.versions.clear()
         self.dirty.take()
         self.clock.take_changes()
-        self._unwritten = Commit()
+        self._unwritten = Changes()
         self._meta_written = {}
         self.changed()
 

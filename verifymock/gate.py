@@ -385,7 +385,7 @@ def is_control(path: str) -> bool:
 def _not_kept(mock: Mock) -> ApiError:
     return ApiError(
         Problem.INTERNAL,
-        f"The change could not be saved to {mock.store.location}; it was not made durable. See the server's log.",
+        f"The change could not be saved to {mock.location}; it was not made durable. See the server's log.",
         status=503,
     )
 

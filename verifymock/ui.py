@@ -29,7 +29,7 @@ PING_SECONDS = 15.0  # a comment line keeps proxies from closing an idle stream
 COALESCE_SECONDS = 0.1  # changes within this window become one event
 
 
-class Changes:
+class Listeners:
     """A counter of state changes that any number of listeners can wait on."""
 
     def __init__(self) -> None:
@@ -72,7 +72,7 @@ async def serve_page(scope: Scope, send: Send) -> None:
     await _respond(send, 200, TYPES.get(path.suffix, "application/octet-stream"), body, head=scope["method"] == "HEAD")
 
 
-async def serve_events(changes: Changes, receive: Receive, send: Send) -> None:
+async def serve_events(changes: Listeners, receive: Receive, send: Send) -> None:
     """`event: change` with the version each time state changes, until the client goes away."""
     await send(
         {

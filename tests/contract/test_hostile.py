@@ -393,19 +393,19 @@ def test_hostile_a_change_that_cannot_be_saved_is_not_acknowledged(
     with TestClient(app, base_url=LOCAL) as client:
         assert client.post("/v2/verify_profiles", json={"name": "Kept"}, headers=TELNYX_AUTH).status_code == 200
         store = app.mock.store
-        working = store.write
+        working = store.commit
 
-        def broken(*args: Any) -> None:
+        async def broken(*args: Any) -> None:
             raise sqlite3.OperationalError("disk I/O error")
 
-        monkeypatch.setattr(store, "write", broken)
+        monkeypatch.setattr(store, "commit", broken)
         refused = client.post("/v2/verify_profiles", json={"name": "Lost"}, headers=TELNYX_AUTH)
         assert telnyx_code(refused) == (503, "10007")
         assert "could not be saved" in refused.json()["errors"][0]["detail"]
         cm = client.post("/voiceapi/v2/DTMF", json=CM_BODY, headers=CM_TOKEN)
         assert cm.status_code == 503 and cm.json()["status"] == 503
         assert client.get("/_mock/health").status_code == 200  # a read acknowledges nothing
-        monkeypatch.setattr(store, "write", working)
+        monkeypatch.setattr(store, "commit", working)
         assert client.post("/v2/verify_profiles", json={"name": "Later"}, headers=TELNYX_AUTH).status_code == 200
     # what could not be written then was written with the next commit: a restart has all of it
     with TestClient(create_app(Config(state=f"sqlite:{tmp_path / 'mock.db'}")), base_url=LOCAL) as client:

@@ -271,3 +271,58 @@ def test_state_sigkill_during_an_advance_resends_the_round_under_way_with_its_ev
 def _quietly(call: Any) -> None:
     with contextlib.suppress(httpx.HTTPError):  # the server was killed under it
         call()
+
+
+def _back_to_schema_1(db: Path) -> None:
+    """Rewrite a state file in schema 1, the layout of the release before this one: records without a creation
+    sequence, no index entries, timers without lease or fence, no change feed or named leases."""
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        connection.executescript(
+            """
+            DROP TABLE indexes; DROP TABLE commits; DROP TABLE leases;
+            CREATE TABLE records_1 (
+                kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+                PRIMARY KEY (kind, id)
+            );
+            INSERT INTO records_1 SELECT kind, id, version, data FROM records ORDER BY seq;
+            DROP TABLE records; ALTER TABLE records_1 RENAME TO records;
+            DROP INDEX timers_by_due; ALTER TABLE timers DROP COLUMN lease; ALTER TABLE timers DROP COLUMN fence;
+            UPDATE meta SET value = '1' WHERE key = 'schema';
+            DELETE FROM meta WHERE key = 'indexed';
+            """
+        )
+
+
+def test_state_file_of_schema_1_is_migrated_with_its_calls_timers_and_index_entries(tmp_path: Path) -> None:
+    """The release before kept records without index entries: after the migration the engine writes them, a
+    pending DTMF confirmation's call goes on from where it was, and its number's uniqueness rule holds in the file."""
+    import sqlite3
+
+    db = tmp_path / "mock.db"
+    number = "+13125550142"
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        profile_id = make_profile(client)
+        body = {"phone_number": number, "verify_profile_id": profile_id}
+        verification_id = client.post("/v2/verifications/dtmf_confirm", json=body).json()["data"]["id"]
+    _back_to_schema_1(db)
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        again = client.post("/v2/verifications/dtmf_confirm", json=body)
+        assert again.status_code == 422, again.text  # the first is still under way
+        with sqlite3.connect(db) as connection:  # written at start-up, before anything changed the records
+            kept = set(connection.execute("SELECT name, value, kind FROM indexes"))
+        assert {
+            ("verification.number", number, "verification"),
+            ("verification.dtmf_pending", number, "verification"),
+            ("call.live", number, "call"),
+        } <= kept
+        assert client.post("/_mock/clock/advance", json={"seconds": 6}).status_code == 200  # answered, pressed 1
+        assert client.get(f"/v2/verifications/{verification_id}").json()["data"]["status"] == "accepted"
+    with sqlite3.connect(db) as connection:
+        meta = dict(connection.execute("SELECT key, value FROM meta"))
+        entries = set(connection.execute("SELECT name, value, id FROM indexes WHERE kind = 'verification'"))
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(timers)")}
+    assert meta["schema"] == str(SCHEMA) and meta["indexed"] == "1"
+    assert entries == {("verification.number", number, verification_id)}  # no longer pending: not unique-held
+    assert {"lease", "fence"} <= columns

@@ -1,7 +1,10 @@
 """The engine's state as data: records and timers, kept in memory or written change by change to a SQLite file.
 
-- dirty.py: what changed since the last commit;
-- records.py: which records there are, where the engine keeps each kind while it runs, and their data form;
+- store.py: the one interface the engine keeps state through (async reads, a commit per unit of work under version
+  checks, index entries, timer claims with leases and fences, named leases, the journal and the change feed);
 - sqlite.py: the SQLite store, its schema and the migrations that bring an older file forward;
-- the memory store keeps nothing beyond the process.
+- records.py: which records there are, where the engine keeps each kind while it runs, their data form and their
+  index entries;
+- dirty.py: what changed since the last commit.
+In memory mode there is no store: the engine's own dicts and timer heap are the state.
 """

@@ -20,6 +20,7 @@ import orjson
 from verifymock import jsonio
 from verifymock.calls import Call, Message
 from verifymock.faults import Fault
+from verifymock.state.store import IndexEntry, Put
 from verifymock.vendors.telesign import Transaction
 from verifymock.vendors.telnyx import Verification
 from verifymock.vendors.tollfree import TollFreeRequest
@@ -46,6 +47,30 @@ KINDS = (
     "delivery",
 )
 
+# The index entries each kind of record has, found from its data. A store keeps them with the record; a change to
+# these rules bumps INDEXED, and a file indexed under other rules is indexed again at start-up.
+INDEXED = 1
+_NONE: tuple[IndexEntry, ...] = ()
+
+
+def _call_entries(call: Call) -> tuple[IndexEntry, ...]:
+    number = IndexEntry("call.number", call.phone_number)
+    return (number, IndexEntry("call.live", call.phone_number)) if call.live else (number,)
+
+
+def _verification_entries(v: Verification) -> tuple[IndexEntry, ...]:
+    number = IndexEntry("verification.number", v.phone_number)
+    if v.type == "dtmf_confirm" and v.status == "pending":  # one DTMF confirmation under way per number
+        return number, IndexEntry("verification.dtmf_pending", v.phone_number, unique=True)
+    return (number,)
+
+
+INDEXES: dict[str, Callable[[Any], tuple[IndexEntry, ...]]] = {
+    "call": _call_entries,
+    "message": lambda message: (IndexEntry("message.number", message.phone_number),),
+    "verification": _verification_entries,
+}
+
 
 class Records:
     def __init__(self, mock: Mock) -> None:
@@ -66,15 +91,18 @@ class Records:
             "delivery": (lambda: {str(k): d for k, d in m.webhooks.by_id.items()}, _same),
         }
 
-    def text(self, kind: str, record_id: str) -> str | None:
-        """The record's stored form now (JSON), or None if it no longer exists."""
+    def put(self, kind: str, record_id: str) -> Put | None:
+        """The record's stored form now (JSON, and its index entries), or None if it no longer exists."""
         if kind == "fault":
             found: Any = next((f for f in self.mock.faults.active if str(f.id) == record_id), None)
         elif kind == "delivery":
             found = self.mock.webhooks.by_id.get(int(record_id))
         else:
             found = self._homes[kind][0]().get(record_id)
-        return None if found is None else _json(self._homes[kind][1](found))
+        if found is None:
+            return None
+        entries = INDEXES.get(kind)
+        return Put(_json(self._homes[kind][1](found)), entries(found) if entries else _NONE)
 
     def items(self) -> Iterator[tuple[Key, Data]]:
         """Every record's data, kind by kind, each kind oldest first (as it would be read back)."""

@@ -1,0 +1,256 @@
+"""The store interface's contract, run against every durable backend (SQLite today; Redis joins `BACKENDS`).
+
+Each test drives a real store through its async methods only, as the engine does: versions and conflicts,
+atomic commits, index entries and unique ones, scans, timer claims with leases and fences, named leases, the
+journal and the change feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+
+from verifymock.clock import Timer
+from verifymock.journal import Entry
+from verifymock.state.sqlite import SqliteStore
+from verifymock.state.store import Changes, Claimed, Conflict, IndexEntry, Put, Store
+
+T = TypeVar("T")
+JOURNAL = 5  # entries a commit keeps
+
+
+def run(work: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await work
+
+    return asyncio.run(wrapped())
+
+
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": lambda tmp: SqliteStore(tmp / "state.db")}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = BACKENDS[request.param](tmp_path)
+    yield opened
+    run(opened.close())
+
+
+def put(**data: Any) -> Put:
+    return Put(orjson.dumps(data).decode())
+
+
+def create(store: Store, kind: str, record_id: str, *entries: IndexEntry, **data: Any) -> None:
+    key = (kind, record_id)
+    run(store.commit(Changes(expect={key: 0}, put={key: Put(orjson.dumps(data).decode(), entries)}), JOURNAL))
+
+
+def version(store: Store, kind: str, record_id: str) -> int:
+    found = run(store.get_many([(kind, record_id)]))
+    return found[(kind, record_id)].version if found else 0
+
+
+# -- records and versions -----------------------------------------------------------------------------------------
+
+
+def test_store_creates_reads_and_counts_versions(store: Store) -> None:
+    create(store, "verification", "v1", status="pending")
+    [record] = run(store.get_many([("verification", "v1"), ("verification", "absent")])).values()
+    assert (record.kind, record.id, record.version, record.data) == ("verification", "v1", 1, {"status": "pending"})
+    key = ("verification", "v1")
+    run(store.commit(Changes(expect={key: 1}, put={key: put(status="accepted")}), JOURNAL))
+    assert run(store.get_many([key]))[key][2:4] == (2, {"status": "accepted"})
+
+
+def test_store_refuses_a_whole_commit_when_one_version_moved(store: Store) -> None:
+    create(store, "call", "c1", state="ringing")
+    key, other = ("call", "c1"), ("profile", "p1")
+    stale = Changes(expect={key: 7, other: 0}, put={key: put(state="ended"), other: put(name="p")})
+    stale.schedule.append(Timer(5.0, 1, "telnyx.expire", "v1", {}))
+    stale.journal.append(_entry(1))
+    with pytest.raises(Conflict):
+        run(store.commit(stale, JOURNAL))
+    # nothing of it was written: not the record it could have created, the timer or the journal entry
+    assert run(store.get_many([key, other])).keys() == {key}
+    assert run(store.get_many([key]))[key].data == {"state": "ringing"}
+    assert run(store.timers()) == [] and run(store.journal()) == []
+
+
+def test_store_refuses_creating_what_exists_and_deleting_a_moved_record(store: Store) -> None:
+    create(store, "call", "c1", state="ringing")
+    with pytest.raises(Conflict):
+        create(store, "call", "c1", state="again")
+    key = ("call", "c1")
+    with pytest.raises(Conflict):
+        run(store.commit(Changes(expect={key: 2}, delete={key}), JOURNAL))
+    run(store.commit(Changes(expect={key: 1}, delete={key}), JOURNAL))
+    assert run(store.get_many([key])) == {}
+    create(store, "call", "c1", state="new")  # a deleted record's id may be created again
+    assert version(store, "call", "c1") == 1
+
+
+def test_store_checks_what_a_decision_read_without_writing_it(store: Store) -> None:
+    create(store, "profile", "p1", name="one")
+    create(store, "verification", "v1", status="pending")
+    read, written = ("profile", "p1"), ("verification", "v1")
+    run(store.commit(Changes(expect={read: 1}, put={read: put(name="renamed")}), JOURNAL))
+    decided = Changes(expect={read: 1, written: 1}, put={written: put(status="accepted")})
+    with pytest.raises(Conflict):
+        run(store.commit(decided, JOURNAL))
+    assert version(store, "verification", "v1") == 1
+    absent = Changes(expect={("profile", "p9"): 0}, put={written: put(status="accepted")})
+    run(store.commit(absent, JOURNAL))  # expecting a record absent holds while it is
+    assert version(store, "verification", "v1") == 2
+
+
+def test_store_scans_one_kind_oldest_first_by_cursor(store: Store) -> None:
+    for i in range(5):
+        create(store, "call", f"c{i}", n=i)
+        create(store, "message", f"m{i}", n=i)
+    first = run(store.scan("call", limit=2))
+    assert [r.id for r in first] == ["c0", "c1"]
+    rest = run(store.scan("call", after=first[-1].seq, limit=10))
+    assert [r.id for r in rest] == ["c2", "c3", "c4"]
+    key = ("call", "c1")
+    run(store.commit(Changes(expect={key: 1}, put={key: put(n=10)}), JOURNAL))
+    assert [r.id for r in run(store.scan("call"))] == ["c0", "c1", "c2", "c3", "c4"]  # an update keeps its place
+
+
+# -- indexes ------------------------------------------------------------------------------------------------------
+
+
+def test_store_index_entries_follow_their_record(store: Store) -> None:
+    number = "+13035550100"
+    create(store, "call", "c1", IndexEntry("call.number", number), IndexEntry("call.live", number))
+    create(store, "call", "c2", IndexEntry("call.number", number), IndexEntry("call.live", number))
+    assert run(store.index("call.live", number)) == ["c2", "c1"]  # newest record first
+    assert run(store.index("call.live", number, limit=1)) == ["c2"]
+    ended = ("call", "c2")
+    run(store.commit(Changes(expect={ended: 1}, put={ended: Put("{}", (IndexEntry("call.number", number),))}), 5))
+    assert run(store.index("call.live", number)) == ["c1"]  # a put's entries replace the record's old ones
+    assert run(store.index("call.number", number)) == ["c2", "c1"]
+    run(store.commit(Changes(delete={("call", "c1")}), JOURNAL))
+    assert run(store.index("call.number", number)) == ["c2"]
+    assert run(store.index("call.live", "+19999999999")) == []
+
+
+def test_store_unique_index_entry_is_held_by_one_record(store: Store) -> None:
+    number = "+13035550100"
+    pending = IndexEntry("verification.dtmf_pending", number, unique=True)
+    create(store, "verification", "v1", pending)
+    with pytest.raises(Conflict):
+        create(store, "verification", "v2", pending)
+    assert run(store.get_many([("verification", "v2")])) == {}
+    # in one commit, the first lets go of the entry and the second takes it
+    v1, v2 = ("verification", "v1"), ("verification", "v2")
+    handover = Changes(expect={v1: 1, v2: 0}, put={v1: Put("{}"), v2: Put("{}", (pending,))})
+    run(store.commit(handover, JOURNAL))
+    assert run(store.index("verification.dtmf_pending", number)) == ["v2"]
+    create(store, "verification", "v3", IndexEntry("verification.dtmf_pending", "+13035550111", unique=True))
+
+
+# -- timers -------------------------------------------------------------------------------------------------------
+
+
+def _schedule(store: Store, *timers: Timer) -> None:
+    run(store.commit(Changes(schedule=list(timers)), JOURNAL))
+
+
+def test_store_claims_due_timers_in_due_order_under_a_lease(store: Store) -> None:
+    _schedule(store, Timer(30.0, 3, "b", "k3", {}), Timer(10.0, 1, "a", "k1", {"n": 1}), Timer(10.0, 2, "a", "k2", {}))
+    assert run(store.next_due()) == 10.0
+    claimed = run(store.claim_due(20.0, limit=10, lease_s=60))
+    assert [(c.timer.id, c.timer.args) for c in claimed] == [("t1", {"n": 1}), ("t2", {})]  # t3 is not due
+    assert run(store.claim_due(20.0, limit=10, lease_s=60)) == []  # leased: nobody else takes them
+    run(store.commit(Changes(consume=claimed[0]), JOURNAL))
+    assert [t.id for t in run(store.timers())] == ["t2", "t3"]
+    assert [c.timer.id for c in run(store.claim_due(40.0, limit=1, lease_s=60))] == ["t3"]  # at most `limit`
+
+
+def test_store_a_lease_that_ran_out_passes_the_timer_on_and_fences_the_first_holder(store: Store) -> None:
+    _schedule(store, Timer(1.0, 1, "a", "k1", {}))
+    [first] = run(store.claim_due(1.0, limit=1, lease_s=0.05))
+    time.sleep(0.1)  # the first holder died, or stalled, past its lease
+    [second] = run(store.claim_due(1.0, limit=1, lease_s=60))
+    assert second.timer.id == first.timer.id and second.fence > first.fence
+    key = ("call", "k1")
+    late = Changes(expect={key: 0}, put={key: put(outcome="first")}, consume=first)
+    with pytest.raises(Conflict):  # the late holder's work is refused whole
+        run(store.commit(late, JOURNAL))
+    assert run(store.get_many([key])) == {}
+    run(store.commit(Changes(expect={key: 0}, put={key: put(outcome="second")}, consume=second), JOURNAL))
+    assert run(store.timers()) == []
+    with pytest.raises(Conflict):  # and a timer runs once: consumed, it cannot be consumed again
+        run(store.commit(Changes(consume=Claimed(second.timer, second.fence)), JOURNAL))
+
+
+def test_store_cancelled_timers_are_gone(store: Store) -> None:
+    _schedule(store, Timer(1.0, 1, "a", "k1", {}), Timer(2.0, 2, "a", "k2", {}))
+    run(store.commit(Changes(cancel={"t1"}), JOURNAL))
+    assert [t.id for t in run(store.timers())] == ["t2"]
+    assert [c.timer.id for c in run(store.claim_due(5.0, limit=5, lease_s=5))] == ["t2"]
+
+
+# -- leases, journal, meta, feed ----------------------------------------------------------------------------------
+
+
+def test_store_named_lease_has_one_holder_until_released_or_run_out(store: Store) -> None:
+    token = run(store.acquire("advance", 60))
+    assert token and run(store.acquire("advance", 60)) is None
+    assert run(store.release("advance", token)) and not run(store.release("advance", token))
+    short = run(store.acquire("advance", 0.05))
+    time.sleep(0.1)
+    taken = run(store.acquire("advance", 60))
+    assert taken and taken != short
+    assert short is not None and not run(store.release("advance", short))  # a holder whose lease ran out
+
+
+def _entry(i: int) -> Entry:
+    return Entry(i, "2026-01-01T00:00:00Z", "GET", "/x", "", None, None, 200, (), b"", b"", 1.0)
+
+
+def test_store_journal_keeps_the_newest_entries(store: Store) -> None:
+    for i in range(1, 9):
+        run(store.commit(Changes(journal=[_entry(i)]), JOURNAL))
+    assert [e.id for e in run(store.journal())] == [4, 5, 6, 7, 8]
+    assert [e.id for e in run(store.journal(after=5, limit=2))] == [6, 7]
+    assert run(store.journal())[0] == _entry(4)
+
+
+def test_store_meta_and_load(store: Store) -> None:
+    run(store.commit(Changes(meta={"clock": {"offset": 2.5}, "webhook_ids": 4}), JOURNAL))
+    create(store, "profile", "p1", name="one")
+    _schedule(store, Timer(1.0, 1, "a", "k1", {"x": [1]}))
+    meta = run(store.meta())
+    assert meta["clock"] == {"offset": 2.5} and meta["webhook_ids"] == 4
+    loaded = run(store.load(3))
+    assert [(r.id, r.data) for r in loaded.records] == [("p1", {"name": "one"})]
+    assert loaded.timers == [Timer(1.0, 1, "a", "k1", {"x": [1]})]
+    run(store.clear())
+    loaded = run(store.load(3))
+    assert (loaded.records, loaded.timers, loaded.journal) == ([], [], [])
+
+
+def test_store_change_feed_names_what_each_commit_changed(store: Store) -> None:
+    cursor, keys = run(store.feed(None))  # from now on
+    assert keys == []
+    create(store, "call", "c1")
+    run(store.commit(Changes(delete={("call", "c1")}, put={("message", "m1"): put()}), JOURNAL))
+    cursor, keys = run(store.feed(cursor))
+    assert set(keys) == {("call", "c1"), ("message", "m1")}
+    assert run(store.feed(cursor)) == (cursor, [])
+
+    async def stream() -> list[tuple[str, str]]:
+        changes = store.changes_since(cursor, poll_s=0.01)
+        waiting = asyncio.ensure_future(anext(changes))
+        await asyncio.sleep(0.05)
+        await store.commit(Changes(put={("profile", "p1"): put()}), JOURNAL)
+        return await asyncio.wait_for(waiting, 5)
+
+    assert run(stream()) == [("profile", "p1")]
