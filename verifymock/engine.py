@@ -145,10 +145,11 @@ class Mock:
         self.store: Store | None = open_store(config.state)  # None: memory, the engine's dicts are the state
         self.location = self.store.location if self.store else "memory"
         self.versions: dict[Key, int] = {}  # each stored record's version, which its next commit must find
+        self._reindex = False  # the next commit writes every record's index entries, fixed ones included
         self._dirty = False
         self._commit_pending = False
         self._unwritten = Changes()  # a commit that failed, written with the next
-        self._group: asyncio.Future[bool] | None = None
+        self._group: asyncio.Task[bool] | None = None
         self._tasks: set[asyncio.Task[bool]] = set()  # the commit requests of this loop turn wait for
         self._meta_written: dict[str, Any] = {}
         self.audit = bool(os.environ.get(AUDIT_VARIABLE))
@@ -243,17 +244,13 @@ class Mock:
         of them (a group commit), each answered once it is written. False if it could not be written."""
         if self.store is None:
             return True
-        if self._group is None:
-            loop = asyncio.get_running_loop()
-            self._group = loop.create_future()
-            loop.call_soon(self._commit_group, self._group)
+        if self._group is None:  # the group's commit starts at the next turn of the loop, with what all asked for
+            self._group = self._background(self._commit_group())
         return bool(await asyncio.shield(self._group))
 
-    def _commit_group(self, group: asyncio.Future[bool]) -> None:
-        self._group = None
-        self._background(self.commit()).add_done_callback(
-            lambda done: group.set_result(not done.cancelled() and done.result())
-        )
+    async def _commit_group(self) -> bool:
+        self._group = None  # from here on, a request that asks is in the next group
+        return await self.commit()
 
     def _background(self, work: Coroutine[Any, Any, bool]) -> asyncio.Task[bool]:
         """A commit under way, held until it is done (the loop keeps only weak references to tasks)."""
@@ -267,10 +264,11 @@ class Mock:
         changes = Changes()
         for key in self.dirty.take():
             kind, record_id = key
-            put = self.records.put(kind, record_id)
+            version = self.versions.get(key, 0)
+            put = self.records.put(kind, record_id, stored=version > 0 and not self._reindex)
             if put is not None:
                 changes.put[key] = put
-                changes.expect[key] = self.versions.get(key, 0)
+                changes.expect[key] = version
             elif key in self.versions:
                 changes.delete.add(key)
                 changes.expect[key] = self.versions[key]
@@ -376,7 +374,9 @@ class Mock:
             for key in self.versions:
                 self.dirty(*key)
             self.changed()
+            self._reindex = True
             await self._write(store)
+            self._reindex = False
             log.info("state file %s: index entries written again", self.location)
         if self.scenarios.prune():
             self.changed()

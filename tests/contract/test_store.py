@@ -126,6 +126,7 @@ def test_store_scans_one_kind_oldest_first_by_cursor(store: Store) -> None:
 
 
 def test_store_index_entries_follow_their_record(store: Store) -> None:
+    """Entries given with a put replace the record's; a put without (None) keeps them; a delete drops them."""
     number = "+13035550100"
     create(store, "call", "c1", IndexEntry("call.number", number), IndexEntry("call.live", number))
     create(store, "call", "c2", IndexEntry("call.number", number), IndexEntry("call.live", number))
@@ -135,6 +136,9 @@ def test_store_index_entries_follow_their_record(store: Store) -> None:
     run(store.commit(Changes(expect={ended: 1}, put={ended: Put("{}", (IndexEntry("call.number", number),))}), 5))
     assert run(store.index("call.live", number)) == ["c1"]  # a put's entries replace the record's old ones
     assert run(store.index("call.number", number)) == ["c2", "c1"]
+    kept = ("call", "c1")
+    run(store.commit(Changes(expect={kept: 1}, put={kept: Put('{"n": 2}', None)}), JOURNAL))
+    assert run(store.index("call.live", number)) == ["c1"] and run(store.get_many([kept]))[kept].data == {"n": 2}
     run(store.commit(Changes(delete={("call", "c1")}), JOURNAL))
     assert run(store.index("call.number", number)) == ["c2"]
     assert run(store.index("call.live", "+19999999999")) == []

@@ -53,11 +53,6 @@ INDEXED = 1
 _NONE: tuple[IndexEntry, ...] = ()
 
 
-def _call_entries(call: Call) -> tuple[IndexEntry, ...]:
-    number = IndexEntry("call.number", call.phone_number)
-    return (number, IndexEntry("call.live", call.phone_number)) if call.live else (number,)
-
-
 def _verification_entries(v: Verification) -> tuple[IndexEntry, ...]:
     number = IndexEntry("verification.number", v.phone_number)
     if v.type == "dtmf_confirm" and v.status == "pending":  # one DTMF confirmation under way per number
@@ -66,10 +61,12 @@ def _verification_entries(v: Verification) -> tuple[IndexEntry, ...]:
 
 
 INDEXES: dict[str, Callable[[Any], tuple[IndexEntry, ...]]] = {
-    "call": _call_entries,
+    "call": lambda call: (IndexEntry("call.number", call.phone_number),),
     "message": lambda message: (IndexEntry("message.number", message.phone_number),),
     "verification": _verification_entries,
 }
+# kinds whose entries are fixed once the record exists (they follow its phone number): an update leaves them as they are
+FIXED_ENTRIES = frozenset({"call", "message"})
 
 
 class Records:
@@ -91,8 +88,9 @@ class Records:
             "delivery": (lambda: {str(k): d for k, d in m.webhooks.by_id.items()}, _same),
         }
 
-    def put(self, kind: str, record_id: str) -> Put | None:
-        """The record's stored form now (JSON, and its index entries), or None if it no longer exists."""
+    def put(self, kind: str, record_id: str, stored: bool) -> Put | None:
+        """The record's stored form now (JSON, and its index entries unless `stored` already has them fixed), or
+        None if it no longer exists."""
         if kind == "fault":
             found: Any = next((f for f in self.mock.faults.active if str(f.id) == record_id), None)
         elif kind == "delivery":
@@ -102,6 +100,8 @@ class Records:
         if found is None:
             return None
         entries = INDEXES.get(kind)
+        if stored and kind in FIXED_ENTRIES:
+            return Put(_json(self._homes[kind][1](found)), None)
         return Put(_json(self._homes[kind][1](found)), entries(found) if entries else _NONE)
 
     def items(self) -> Iterator[tuple[Key, Data]]:

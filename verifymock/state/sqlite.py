@@ -31,7 +31,7 @@ from verifymock import __version__, jsonio
 from verifymock.clock import Timer
 from verifymock.errors import ConfigError
 from verifymock.journal import Entry
-from verifymock.state.store import Changes, Claimed, Conflict, Key, Loaded, Record, check_store_spec
+from verifymock.state.store import Changes, Claimed, Conflict, IndexEntry, Key, Loaded, Record, check_store_spec
 
 log = logging.getLogger("verifymock.state")
 
@@ -57,20 +57,24 @@ CREATE TABLE IF NOT EXISTS journal (
 )
 """
 
-# What schema 2 adds to schema 1 (records are rebuilt with a creation sequence by the migration)
+# Schema 2's tables that are new or rebuilt (the migration moves records and timers into theirs). Each table has as
+# few b-trees as its reads need, since every one of them is written per commit: records by creation (the scan's
+# cursor) and by key; timers by number (their id) and by due time.
 _TABLES_2 = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-    data TEXT NOT NULL, UNIQUE (kind, id)
+    data TEXT NOT NULL, entries TEXT NOT NULL DEFAULT '[]', UNIQUE (kind, id)
 );
-CREATE INDEX IF NOT EXISTS records_by_kind ON records (kind, seq);
+CREATE TABLE IF NOT EXISTS timers (
+    seq INTEGER PRIMARY KEY, due REAL NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, args TEXT NOT NULL,
+    lease REAL, fence INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due);
 CREATE TABLE IF NOT EXISTS indexes (
     name TEXT NOT NULL, value TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, uniq INTEGER NOT NULL,
     PRIMARY KEY (name, value, kind, id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS indexes_unique ON indexes (name, value) WHERE uniq = 1;
-CREATE INDEX IF NOT EXISTS indexes_by_record ON indexes (kind, id);
-CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due, seq);
 CREATE TABLE IF NOT EXISTS commits (seq INTEGER PRIMARY KEY AUTOINCREMENT, keys TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, token TEXT NOT NULL, until REAL NOT NULL)
 """
@@ -112,26 +116,34 @@ def _migrate_0(db: sqlite3.Connection) -> None:
 
 
 def _migrate_1(db: sqlite3.Connection) -> None:
-    """Schema 1 to 2: records get a creation sequence (a scan's cursor), and the file gains index entries, timer
-    leases and fences, the change feed and named leases. Index entries are the engine's to compute: the meta value
-    `indexed` is absent, so the first start-up writes them."""
+    """Schema 1 to 2: records get a creation sequence (a scan's cursor); timers are kept by number with a lease
+    and a fence; the file gains index entries, the change feed and named leases. Index entries are the engine's to
+    compute: the meta value `indexed` is absent, so the first start-up writes them."""
     db.execute("ALTER TABLE records RENAME TO records_1")
+    db.execute("ALTER TABLE timers RENAME TO timers_1")
     _run(db, _TABLES_2)
     db.execute(
         "INSERT INTO records (kind, id, version, data) SELECT kind, id, version, data FROM records_1 ORDER BY rowid"
     )
+    db.execute("INSERT INTO timers (seq, due, kind, key, args) SELECT seq, due, kind, key, args FROM timers_1")
     db.execute("DROP TABLE records_1")
-    _run(db, "ALTER TABLE timers ADD COLUMN lease REAL; ALTER TABLE timers ADD COLUMN fence INTEGER NOT NULL DEFAULT 0")
+    db.execute("DROP TABLE timers_1")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0, 1: _migrate_1}
 
-_PUT_NEW = "INSERT INTO records (kind, id, version, data) VALUES (?, ?, 1, ?)"
+_PUT_NEW = "INSERT INTO records (kind, id, version, data, entries) VALUES (?, ?, 1, ?, ?)"
 _PUT_ANY = (
+    "INSERT INTO records (kind, id, version, data, entries) VALUES (?, ?, 1, ?, ?) "
+    "ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, version = version + 1, entries = excluded.entries"
+)
+_PUT_ANY_KEEPING = (
     "INSERT INTO records (kind, id, version, data) VALUES (?, ?, 1, ?) "
     "ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, version = version + 1"
 )
-_PUT_AT = "UPDATE records SET data = ?, version = version + 1 WHERE kind = ? AND id = ? AND version = ?"
+_PUT_AT = "UPDATE records SET data = ?, entries = ?, version = version + 1 WHERE kind = ? AND id = ? AND version = ?"
+_PUT_AT_KEEPING = "UPDATE records SET data = ?, version = version + 1 WHERE kind = ? AND id = ? AND version = ?"
+_NO_ENTRIES = "[]"
 
 
 class SqliteStore:
@@ -146,6 +158,7 @@ class SqliteStore:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA mmap_size=268435456")
             with _Transaction(self._db):
                 self._open()
         except ConfigError:
@@ -238,7 +251,7 @@ class SqliteStore:
         return [Timer(due, seq, kind, key, orjson.loads(args)) for due, seq, kind, key, args in rows]
 
     async def next_due(self) -> float | None:
-        row = self._db.execute("SELECT due FROM timers ORDER BY due, seq LIMIT 1").fetchone()
+        row = self._db.execute("SELECT min(due) FROM timers").fetchone()
         return None if row is None else float(row[0])
 
     async def meta(self) -> dict[str, Any]:
@@ -282,15 +295,30 @@ class SqliteStore:
     def _write(self, changes: Changes, journal_size: int) -> None:
         db = self._db
         expect = changes.expect
-        new = [(k, i, p.text) for (k, i), p in changes.put.items() if expect.get((k, i)) == 0]
-        at = [(p.text, k, i, expect[(k, i)]) for (k, i), p in changes.put.items() if expect.get((k, i), 0) > 0]
-        blind = [(k, i, p.text) for (k, i), p in changes.put.items() if (k, i) not in expect]
+        # a record's index entries are kept in its row too, so that only entries that changed are written
+        entries = {key: _entries(put.indexes) for key, put in changes.put.items() if put.indexes is not None}
+        before = self._entries_held([key for key in [*entries, *changes.delete] if expect.get(key) != 0])
+        new: list[tuple[Any, ...]] = []
+        at: list[tuple[Any, ...]] = []
+        at_keeping: list[tuple[Any, ...]] = []
+        blind: list[tuple[Any, ...]] = []
+        blind_keeping: list[tuple[Any, ...]] = []
+        for key, put in changes.put.items():
+            version, kept = expect.get(key), put.indexes is None
+            if version == 0:
+                new.append((*key, put.text, entries.get(key, _NO_ENTRIES)))
+            elif version is not None:
+                (at_keeping if kept else at).append((put.text, *(() if kept else (entries[key],)), *key, version))
+            else:
+                (blind_keeping if kept else blind).append((*key, put.text, *(() if kept else (entries[key],))))
         if new:
             db.executemany(_PUT_NEW, new)  # an IntegrityError if one exists already
-        if at and db.executemany(_PUT_AT, at).rowcount != len(at):
-            raise Conflict(f"a record changed since it was read: one of {[(k, i) for _, k, i, _ in at][:5]}")
-        if blind:
-            db.executemany(_PUT_ANY, blind)
+        for statement, rows in ((_PUT_AT, at), (_PUT_AT_KEEPING, at_keeping)):
+            if rows and db.executemany(statement, rows).rowcount != len(rows):
+                raise Conflict(f"a record changed since it was read: one of {[row[-3:-1] for row in rows][:5]}")
+        for statement, rows in ((_PUT_ANY, blind), (_PUT_ANY_KEEPING, blind_keeping)):
+            if rows:
+                db.executemany(statement, rows)
         if changes.delete:
             checked = [(k, i, expect[(k, i)]) for k, i in changes.delete if (k, i) in expect]
             if checked:
@@ -304,23 +332,27 @@ class SqliteStore:
                 row = db.execute("SELECT version FROM records WHERE kind = ? AND id = ?", key).fetchone()
                 if (row[0] if row else 0) != version:
                     raise Conflict(f"{key} changed since it was read")
-        stale = [key for key in changes.put if expect.get(key) != 0] + list(changes.delete)
-        if stale:
-            db.executemany("DELETE FROM indexes WHERE kind = ? AND id = ?", stale)
-        entries = [(e.name, e.value, k, i, int(e.unique)) for (k, i), p in changes.put.items() for e in p.indexes]
-        if entries:
-            db.executemany("INSERT INTO indexes VALUES (?, ?, ?, ?, ?)", entries)
+        dropped, added = [], []
+        for key in [*entries, *changes.delete]:
+            old, now = before.get(key, _NO_ENTRIES), entries.get(key, _NO_ENTRIES)
+            if old != now:
+                dropped += [(name, value, *key) for name, value, _ in orjson.loads(old)]
+                added += [(name, value, *key, unique) for name, value, unique in orjson.loads(now)]
+        if dropped:
+            db.executemany("DELETE FROM indexes WHERE name = ? AND value = ? AND kind = ? AND id = ?", dropped)
+        if added:
+            db.executemany("INSERT INTO indexes VALUES (?, ?, ?, ?, ?)", added)
         if changes.consume is not None:
             claimed = changes.consume
-            taken = db.execute("DELETE FROM timers WHERE id = ? AND fence = ?", (claimed.timer.id, claimed.fence))
+            taken = db.execute("DELETE FROM timers WHERE seq = ? AND fence = ?", (claimed.timer.seq, claimed.fence))
             if taken.rowcount != 1:
                 raise Conflict(f"timer {claimed.timer.id} was claimed by another process after its lease ran out")
         if changes.cancel:
-            db.executemany("DELETE FROM timers WHERE id = ?", [(i,) for i in changes.cancel])
+            db.executemany("DELETE FROM timers WHERE seq = ?", [(_timer_seq(i),) for i in changes.cancel])
         if changes.schedule:
             db.executemany(
-                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, 0)",
-                [(t.id, t.due, t.seq, t.kind, t.key, orjson.dumps(t.args)) for t in changes.schedule],
+                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, NULL, 0)",
+                [(t.seq, t.due, t.kind, t.key, orjson.dumps(t.args)) for t in changes.schedule],
             )
         if changes.journal:
             _insert_journal(db, changes.journal)
@@ -333,17 +365,25 @@ class SqliteStore:
             if seq % 1000 == 0:
                 db.execute("DELETE FROM commits WHERE seq <= ?", (seq - FEED_KEPT,))
 
+    def _entries_held(self, keys: list[Key]) -> dict[Key, str]:
+        held = {}
+        for key in keys:
+            row = self._db.execute("SELECT entries FROM records WHERE kind = ? AND id = ?", key).fetchone()
+            if row is not None:
+                held[key] = row[0]
+        return held
+
     async def claim_due(self, now: float, *, limit: int, lease_s: float) -> list[Claimed]:
         db = self._db
         real = time.time()
         with _Transaction(db):
             rows = db.execute(
-                "SELECT id, due, seq, kind, key, args, fence FROM timers "
+                "SELECT seq, due, seq, kind, key, args, fence FROM timers "
                 "WHERE due <= ? AND (lease IS NULL OR lease < ?) ORDER BY due, seq LIMIT ?",
                 (now, real, limit),
             ).fetchall()
             db.executemany(
-                "UPDATE timers SET lease = ?, fence = fence + 1 WHERE id = ?", [(real + lease_s, r[0]) for r in rows]
+                "UPDATE timers SET lease = ?, fence = fence + 1 WHERE seq = ?", [(real + lease_s, r[0]) for r in rows]
             )
         return [
             Claimed(Timer(due, seq, kind, key, orjson.loads(args)), fence + 1)
@@ -374,6 +414,14 @@ class SqliteStore:
     async def close(self) -> None:
         self._db.close()
         self._lock.close()  # (the lock goes with it, as it does when the process dies)
+
+
+def _timer_seq(timer_id: str) -> int:
+    return int(timer_id[1:])  # a timer's id is "t" and its number (clock.Timer.id)
+
+
+def _entries(indexes: tuple[IndexEntry, ...]) -> str:
+    return orjson.dumps([(e.name, e.value, int(e.unique)) for e in indexes]).decode() if indexes else _NO_ENTRIES
 
 
 def _record(row: tuple[Any, ...]) -> Record:

@@ -54,7 +54,7 @@ class IndexEntry(NamedTuple):
 @dataclass
 class Put:
     text: str  # the record's data as JSON
-    indexes: tuple[IndexEntry, ...] = ()  # its entries from now on, replacing any it had
+    indexes: tuple[IndexEntry, ...] | None = ()  # its entries from now on, replacing any it had; None: as they were
 
 
 @dataclass(frozen=True)
