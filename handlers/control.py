@@ -53,13 +53,19 @@ async def advance_clock(body: Body) -> Body:
     return _clock(timers_run=ran)
 
 
-def list_handsets() -> Body:
+async def list_handsets() -> Body:
     mock = engine()
-    return {"data": mock.phones.handsets(extra=list(mock.scenarios.bindings))}
+    older = (await mock.on_disk("call"), await mock.on_disk("message"))
+    return {"data": mock.phones.handsets(extra=list(mock.scenarios.bindings), older=older)}
 
 
-def get_handset(phone_number: str) -> Body:
-    return engine().phones.handset(phone_number)
+async def get_handset(phone_number: str) -> Body:
+    mock = engine()
+    older = (
+        await mock.on_disk("call", "call.number", phone_number),
+        await mock.on_disk("message", "message.number", phone_number),
+    )
+    return mock.phones.handset(phone_number, older)
 
 
 async def _act(phone_number: str, action: str, *args: str) -> Body:

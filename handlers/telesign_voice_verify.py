@@ -16,9 +16,11 @@ async def send_voice_verify_code(body: Body) -> Body:
     return mock.telesign.send_call(customer_id, body, scenario).to_json()
 
 
-def get_voice_verify_status(reference_id: str, verify_code: str | None = None) -> Body:
+async def get_voice_verify_status(reference_id: str, verify_code: str | None = None) -> Body:
+    await engine().fetch("transaction", reference_id)
     return engine().telesign.status(reference_id, verify_code)
 
 
-def report_voice_verify_completion(reference_id: str) -> Body:
+async def report_voice_verify_completion(reference_id: str) -> Body:
+    await engine().fetch("transaction", reference_id)
     return engine().telesign.completion(reference_id)

@@ -35,23 +35,27 @@ async def create_verification_dtmf_confirm(body: Body) -> Body:
     return await _trigger("dtmf_confirm", body)
 
 
-def retrieve_verification(verification_id: str) -> Body:
+async def retrieve_verification(verification_id: str) -> Body:
+    await engine().fetch("verification", verification_id)
     return {"data": engine().telnyx.verification(verification_id).to_json()}
 
 
 async def verify_verification_code_by_id(verification_id: str, body: Body) -> Body:
+    await engine().fetch("verification", verification_id)
     verification = engine().telnyx.verification(verification_id)
     await engine().scenario_for(verification.phone_number)
     return {"data": engine().telnyx.check_code(verification, body.get("code"), body.get("status"))}
 
 
-def list_verifications(phone_number: str) -> Body:
+async def list_verifications(phone_number: str) -> Body:
+    await engine().fetch_by("verification", "verification.number", phone_number)
     found = [v.to_json() for v in engine().telnyx.by_phone_number(phone_number)]
     meta = {"page_number": 1, "page_size": max(len(found), 1), "total_pages": 1, "total_results": len(found)}
     return {"data": found, "meta": meta}
 
 
 async def verify_verification_code_by_phone_number(phone_number: str, body: Body) -> Body:
+    await engine().fetch_by("verification", "verification.number", phone_number)
     await engine().scenario_for(phone_number)
     return {"data": engine().telnyx.check_code_by_number(phone_number, body["code"], body["verify_profile_id"])}
 

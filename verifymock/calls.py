@@ -301,12 +301,14 @@ class Phones:
                 return call
         raise ApiError(Problem.NOT_FOUND, f"{phone_number} has no ringing or live call.")
 
-    def handsets(self, extra: list[str]) -> list[dict[str, Any]]:
-        """Every number with a call or message (newest activity first), then the `extra` numbers not among them."""
+    def handsets(self, extra: list[str], older: tuple[list[Call], list[Message]] = ([], [])) -> list[dict[str, Any]]:
+        """Every number with a call or message (newest activity first), then the `extra` numbers not among them.
+        `older`: calls and messages kept on disk only, which come before those in memory."""
         by_number: dict[str, dict[str, Any]] = {}
         latest: dict[str, str] = {}
         now = self.clock.now()
-        for kind, items in (("calls", self.by_id.values()), ("messages", self.messages)):
+        calls, messages = older
+        for kind, items in (("calls", [*calls, *self.by_id.values()]), ("messages", [*messages, *self.messages])):
             for item in items:
                 number = item.phone_number
                 handset = by_number.setdefault(number, {"phone_number": number, "calls": [], "messages": []})
@@ -317,11 +319,14 @@ class Phones:
         numbers += sorted(n for n in set(extra) if n not in latest)
         return [by_number.get(n) or {"phone_number": n, "calls": [], "messages": []} for n in numbers]
 
-    def handset(self, phone_number: str) -> dict[str, Any]:
+    def handset(self, phone_number: str, older: tuple[list[Call], list[Message]] = ([], [])) -> dict[str, Any]:
+        """A number's calls and messages, oldest first; `older` as for `handsets`."""
+        calls, messages = older
+        now = self.clock.now()
         return {
             "phone_number": phone_number,
-            "calls": [c.to_json(self.clock.now()) for c in self.by_id.values() if c.phone_number == phone_number],
-            "messages": [m.to_json() for m in self.messages if m.phone_number == phone_number],
+            "calls": [c.to_json(now) for c in [*calls, *self.by_id.values()] if c.phone_number == phone_number],
+            "messages": [m.to_json() for m in [*messages, *self.messages] if m.phone_number == phone_number],
         }
 
     # -- internals -------------------------------------------------------------------------------------------------

@@ -147,7 +147,8 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_RETAIN,
         metavar="N",
         help=f"calls, messages, verifications, transactions, toll-free requests and webhook deliveries kept, of "
-        f"each (default {DEFAULT_RETAIN}): beyond it the oldest finished are dropped; work under way never is",
+        f"each (default {DEFAULT_RETAIN}): beyond it the oldest finished are dropped; work under way never is. "
+        "With --state sqlite:, finished ones beyond the newest 1000 of each kind are kept in the file only",
     )
     serve.add_argument(
         "--no-self-check",

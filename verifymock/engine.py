@@ -41,6 +41,9 @@ from verifymock.webhooks import TelnyxSigner, Webhooks
 log = logging.getLogger("verifymock")
 
 PERSIST_DELAY = 0.05  # seconds: changes made outside requests are committed together after this
+# With a store, finished records beyond the newest HOT_FINISHED of each kind live on disk only, read back when asked.
+HOT_FINISHED = 1000
+EVICTED = ("call", "message", "verification", "transaction")
 # Set (to anything) to check, after every commit, that the store holds exactly the state: the tests' net for a change
 # that was made without being marked. It reads the whole store each time: for tests only.
 AUDIT_VARIABLE = "VERIFYMOCK_AUDIT_STATE"
@@ -139,6 +142,8 @@ class Mock:
             part.dirty = self.dirty
         self.records = Records(self)
         self._finished: dict[str, deque[str]] = {kind: deque() for kind in FINISHED}
+        # finished records kept on disk only (with a store), oldest first: what retention drops first
+        self._cold: dict[str, dict[str, None]] = {kind: {} for kind in (*EVICTED, *FINISHED)}
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
@@ -181,12 +186,21 @@ class Mock:
         """Keep at most `retain` of each kind of record by letting go of finished work, the oldest finished first
         (with any timer it still had), so a long-running mock under load holds bounded memory. Work under way (a live
         call, a pending verification, a review or a delivery not over) is never dropped, however many there are;
-        profiles and templates, which people create, stay."""
-        limit = self.config.retain
-        while len(self.phones.by_id) > limit and (call := self.phones.drop_oldest_ended()) is not None:
-            _cancel(self.clock, call)
-        while len(self.phones.messages) > limit:
-            self.phones.drop_oldest_message()
+        profiles and templates, which people create, stay. With a store, finished records beyond the newest
+        HOT_FINISHED of each kind then leave memory and stay on disk."""
+        limit, cold, phones = self.config.retain, self._cold, self.phones
+        while len(phones.by_id) + len(cold["call"]) > limit:
+            if cold["call"]:  # those on disk finished before any in memory
+                self._drop_cold("call")
+            elif (call := phones.drop_oldest_ended()) is not None:
+                _cancel(self.clock, call)
+            else:
+                break
+        while len(phones.messages) + len(cold["message"]) > limit:
+            if cold["message"]:
+                self._drop_cold("message")
+            else:
+                phones.drop_oldest_message()
         webhooks = self.webhooks
         while len(webhooks.by_id) > limit and webhooks.done:
             delivery = webhooks.by_id.get(webhooks.done.popleft())
@@ -194,12 +208,101 @@ class Mock:
                 webhooks.drop(delivery)
         for kind, records in self._retained():
             finished = self._finished[kind]
-            while len(records) > limit and finished:
+            while len(records) + len(cold[kind]) > limit and (cold[kind] or finished):
+                if cold[kind]:
+                    self._drop_cold(kind)
+                    continue
                 record_id = finished.popleft()
                 record = records.get(record_id)
                 if record is not None and FINISHED[kind](record):
                     _cancel(self.clock, records.pop(record_id))
                     self.dirty(kind, record_id)
+        if self.store is not None:
+            self._evict()
+
+    def _drop_cold(self, kind: str) -> None:
+        """Retention lets go of the oldest record kept on disk only: the next commit deletes it."""
+        record_id = next(iter(self._cold[kind]))
+        del self._cold[kind][record_id]
+        self.dirty(kind, record_id)
+
+    def _evict(self) -> None:
+        """Finished records beyond the newest HOT_FINISHED of each kind leave memory, the oldest finished first, once
+        their last change is written; they stay on disk, and `fetch` reads one back when a request asks for it. The
+        timers a finished record still has would find nothing to do, and are cancelled."""
+        dirty, phones = self.dirty.keys, self.phones
+        while len(phones.ended) > HOT_FINISHED:
+            call = phones.by_id.get(phones.ended[0])
+            if call is None or call.live:  # dropped already
+                phones.ended.popleft()
+                continue
+            if ("call", call.id) in dirty:
+                break
+            phones.ended.popleft()
+            del phones.by_id[call.id]
+            self._to_disk("call", call.id)
+        while len(phones.messages) > HOT_FINISHED and ("message", phones.messages[0].id) not in dirty:
+            message = phones.messages.popleft()
+            del phones.messages_by_id[message.id]
+            self._to_disk("message", message.id)
+        for kind, records in self._retained()[:2]:  # verifications and transactions (toll-free requests are few)
+            finished = self._finished[kind]
+            while len(finished) > HOT_FINISHED:
+                record = records.get(finished[0])
+                if record is None or not FINISHED[kind](record):
+                    finished.popleft()
+                    continue
+                if (kind, finished[0]) in dirty or self._in_use(record):
+                    break
+                record_id = finished.popleft()
+                _cancel(self.clock, records.pop(record_id))
+                self._to_disk(kind, record_id)
+
+    def _in_use(self, record: Any) -> bool:
+        """A verification whose call is still live: its flow may yet read it."""
+        call = self.phones.by_id.get(getattr(record, "call_id", None) or "")
+        return call is not None and call.live
+
+    def _to_disk(self, kind: str, record_id: str) -> None:
+        self.versions.pop((kind, record_id), None)
+        self._cold[kind][record_id] = None
+
+    async def fetch(self, kind: str, *record_ids: str) -> None:
+        """Bring records that live on disk only back into memory, for a request that reads or changes them; an id
+        that is neither there nor on disk is left for the caller to answer as not found."""
+        cold = self._cold.get(kind)
+        wanted = [record_id for record_id in record_ids if cold and record_id in cold]
+        if not wanted or self.store is None or cold is None:
+            return
+        found = await self.store.get_many([(kind, record_id) for record_id in wanted])
+        for record_id in wanted:
+            record = found.get((kind, record_id))
+            if record_id not in cold or record is None:  # (read back meanwhile by another request, or gone)
+                continue
+            del cold[record_id]
+            self.records.adopt(kind, record_id, record.data)
+            self.versions[(kind, record_id)] = record.version
+
+    async def fetch_by(self, kind: str, index: str, value: str) -> None:
+        """`fetch` every record of a kind under an index value (a phone number's verifications, ...)."""
+        if self.store is not None and self._cold[kind]:
+            await self.fetch(kind, *await self.store.index(index, value, limit=self.config.retain))
+
+    async def on_disk(self, kind: str, index: str | None = None, value: str = "") -> list[Any]:
+        """The records of a kind that live on disk only (those under an index value, if given), oldest first, read
+        for a view without keeping them in memory."""
+        cold = self._cold.get(kind)
+        if self.store is None or not cold:
+            return []
+        if index is not None:
+            ids = [i for i in reversed(await self.store.index(index, value, limit=self.config.retain)) if i in cold]
+            found = await self.store.get_many([(kind, i) for i in ids])
+            return [self.records.decode(kind, found[(kind, i)].data) for i in ids if (kind, i) in found]
+        records, after = [], 0
+        while page := await self.store.scan(kind, after=after, limit=1000):
+            records += [self.records.decode(kind, r.data) for r in page if r.id in cold]
+            after = page[-1].seq
+        return records
 
     def _retained(self) -> tuple[tuple[str, dict[str, Any]], ...]:
         return (
@@ -269,9 +372,10 @@ class Mock:
             if put is not None:
                 changes.put[key] = put
                 changes.expect[key] = version
-            elif key in self.versions:
+            else:  # gone from memory: dropped, or (on disk only) dropped by retention
                 changes.delete.add(key)
-                changes.expect[key] = self.versions[key]
+                if key in self.versions:
+                    changes.expect[key] = self.versions[key]
         changes.schedule, changes.cancel = self.clock.take_changes()
         changes.journal = self.journal.take_unsaved()
         if self._dirty:  # the meta values that moved (the clock's next timer number, mostly)
@@ -324,11 +428,14 @@ class Mock:
         """The store must hold exactly what the engine holds, at the versions it expects (see AUDIT_VARIABLE)."""
         held = dict(self.records.items())
         loaded = await store.load(0)
-        stored = {(r.kind, r.id): r.data for r in loaded.records}
+        on_disk = {(kind, record_id) for kind, ids in self._cold.items() for record_id in ids}
+        stored = {(r.kind, r.id): r.data for r in loaded.records if (r.kind, r.id) not in on_disk}
         wrong = sorted(key for key in held.keys() | stored.keys() if held.get(key) != stored.get(key))
         if wrong:
             raise AssertionError(f"state audit: the store differs from the engine for {wrong[:5]}")
-        versions = {(r.kind, r.id): r.version for r in loaded.records}
+        if missing := on_disk - {(r.kind, r.id) for r in loaded.records}:
+            raise AssertionError(f"state audit: records said to be on disk are not: {sorted(missing)[:5]}")
+        versions = {(r.kind, r.id): r.version for r in loaded.records if (r.kind, r.id) not in on_disk}
         if versions != self.versions:
             raise AssertionError("state audit: the versions the engine expects are not the store's")
         timers = {t.id for t in self.clock.pending()}
@@ -380,6 +487,7 @@ class Mock:
             log.info("state file %s: index entries written again", self.location)
         if self.scenarios.prune():
             self.changed()
+        self.trim()  # finished records beyond the newest few of each kind stay on disk only
         log.info("state restored from %s", self.location)
         return True
 
@@ -452,6 +560,8 @@ class Mock:
         self.faults.clear()
         for finished in self._finished.values():
             finished.clear()
+        for cold in self._cold.values():
+            cold.clear()
         if self.store is not None:
             await self.store.clear()
         self.versions.clear()

@@ -3,12 +3,24 @@ finished first; work under way is never dropped."""
 
 from __future__ import annotations
 
+import base64
+import sqlite3
+from pathlib import Path
+
+import pytest
 from starlette.testclient import TestClient
 
 from tests.helpers import LOCAL, TELNYX_AUTH, make_profile
+from verifymock import engine as engine_module
 from verifymock.app import create_app
 from verifymock.clock import COMPACT_AT, Clock
 from verifymock.config import Config
+from verifymock.engine import AUDIT_VARIABLE
+from verifymock.vendors.telesign import DEFAULT_API_KEY, DEFAULT_CUSTOMER_ID
+
+TELESIGN_BASIC = {
+    "Authorization": "Basic " + base64.b64encode(f"{DEFAULT_CUSTOMER_ID}:{DEFAULT_API_KEY}".encode()).decode()
+}
 
 
 def test_retention_keeps_work_under_way_and_drops_the_oldest_finished() -> None:
@@ -117,3 +129,80 @@ def test_journal_entries_are_left_out_of_the_cyclic_collectors_walks() -> None:
         entry = next(iter(journal))
         assert dict(entry.request_headers)["x-trace"] == "a"
         assert entry.to_json()["touched"] and entry.to_json()["request"]["body"]["name"]
+
+
+def test_retention_with_a_store_keeps_finished_records_on_disk_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `--state sqlite:`, memory holds work under way and the newest finished records of each kind (two here);
+    the file holds `--retain` of each (six here). A request for a record on disk only reads it back, and every view
+    shows it as before. The audit checks the file against memory after every commit."""
+    monkeypatch.setattr(engine_module, "HOT_FINISHED", 2)
+    monkeypatch.setenv(AUDIT_VARIABLE, "1")
+    db = tmp_path / "mock.db"
+    numbers = [f"+130355501{i:02d}" for i in range(8)]
+    with TestClient(create_app(Config(clock="manual", state=f"sqlite:{db}", retain=6)), base_url=LOCAL) as client:
+        client.headers.update(TELNYX_AUTH)
+        profile_id = make_profile(client, sms={})
+        ids = []
+        for number in numbers:  # each finishes at once: its code is checked
+            body = {"phone_number": number, "verify_profile_id": profile_id, "custom_code": "4321"}
+            ids.append(client.post("/v2/verifications/sms", json=body).json()["data"]["id"])
+            assert client.post(f"/v2/verifications/{ids[-1]}/actions/verify", json={"code": "4321"}).status_code == 200
+        mock = client.app.mock  # type: ignore[attr-defined]
+        client.put("/_mock/bindings/+13035559999", json={"scenario": "interactive"})  # a change: trimmed and evicted
+        assert len(mock.telnyx.verifications) == 2 and len(mock.phones.messages) == 2
+        assert _count(db, "verification") == 6 and _count(db, "message") == 6  # the oldest two were dropped
+        _check_served_as_before(client, ids, numbers, profile_id)
+        assert len(mock.telnyx.verifications) <= 3  # what a request read back leaves memory again
+    with TestClient(create_app(Config(clock="manual", state=f"sqlite:{db}", retain=6)), base_url=LOCAL) as client:
+        client.headers.update(TELNYX_AUTH)
+        assert len(client.app.mock.telnyx.verifications) == 2  # type: ignore[attr-defined]
+        _check_served_as_before(client, ids, numbers, profile_id)
+
+
+def _count(db: Path, kind: str) -> int:
+    with sqlite3.connect(db) as connection:
+        return int(connection.execute("SELECT count(*) FROM records WHERE kind = ?", (kind,)).fetchone()[0])
+
+
+def _check_served_as_before(client: TestClient, ids: list[str], numbers: list[str], profile_id: str) -> None:
+    assert [client.get(f"/v2/verifications/{i}").status_code for i in ids] == [404] * 2 + [200] * 6
+    assert client.get(f"/v2/verifications/{ids[2]}").json()["data"]["status"] == "accepted"
+    listed = client.get(f"/v2/verifications/by_phone_number/{numbers[3]}").json()["data"]
+    assert [v["id"] for v in listed] == [ids[3]]
+    again = {"code": "4321", "verify_profile_id": profile_id}
+    checked = client.post(f"/v2/verifications/by_phone_number/{numbers[3]}/actions/verify", json=again)
+    # a code checked again after its verification was accepted is rejected, as in memory mode
+    assert checked.status_code == 200 and checked.json()["data"]["response_code"] == "rejected"
+    [message] = client.get(f"/_mock/handsets/{numbers[4]}").json()["messages"]
+    assert "4321" in message["text"]
+    handsets = client.get("/_mock/handsets").json()["data"]
+    assert {h["phone_number"] for h in handsets if h["messages"]} == set(numbers[2:])
+
+
+def test_retention_with_a_store_reads_a_telesign_transaction_back_from_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "HOT_FINISHED", 1)
+    monkeypatch.setenv(AUDIT_VARIABLE, "1")
+    with TestClient(create_app(Config(clock="manual", state=f"sqlite:{tmp_path / 'm.db'}")), base_url=LOCAL) as client:
+        sent = [
+            client.post(
+                "/v1/verify/call",
+                data={"phone_number": f"1555555010{i}", "verify_code": "52341"},
+                headers=TELESIGN_BASIC,
+            ).json()
+            for i in range(3)
+        ]
+        client.post("/_mock/clock/advance", json={"seconds": 120})  # the calls play out: each transaction finishes
+        client.put("/_mock/bindings/+13035559999", json={"scenario": "interactive"})
+        mock = client.app.mock  # type: ignore[attr-defined]
+        assert len(mock.telesign.transactions) == 1
+        first = sent[0]["reference_id"]
+        status = client.get(f"/v1/verify/{first}", params={"verify_code": "52341"}, headers=TELESIGN_BASIC)
+        assert status.status_code == 200, status.text
+        assert status.json()["reference_id"] == first and status.json()["verify"]["code_state"] == "VALID"
+        assert status.json()["status"]["code"] != 103  # its call is over
+        completion = client.put(f"/v1/verify/completion/{first}", headers=TELESIGN_BASIC)
+        assert completion.status_code == 200, completion.text

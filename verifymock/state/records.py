@@ -111,6 +111,23 @@ class Records:
             for record_id, record in home().items():
                 yield (kind, str(record_id)), jsonio.loads(_json(view(record)).encode())
 
+    def decode(self, kind: str, data: Data) -> Any:
+        """A record of a kind that may live on disk only, as the engine holds it."""
+        return _DECODERS[kind](data)
+
+    def adopt(self, kind: str, record_id: str, data: Data) -> None:
+        """A finished record read back from disk is kept in memory again, as the newest finished of its kind."""
+        m, record = self.mock, self.decode(kind, data)
+        if kind == "call":
+            m.phones.by_id[record_id] = record
+            m.phones.ended.append(record_id)
+        elif kind == "message":
+            m.phones.messages.append(record)
+            m.phones.messages_by_id[record_id] = record
+        else:
+            (m.telnyx.verifications if kind == "verification" else m.telesign.transactions)[record_id] = record
+            m.finished(kind, record_id)
+
     def restore(self, rows: list[tuple[str, str, Data]]) -> None:
         """Put records read from a store (oldest first) back where the engine keeps them."""
         m = self.mock
@@ -132,6 +149,14 @@ class Records:
         m.tollfree.requests = {i: TollFreeRequest.from_data(d) for i, d in by_kind["tollfree"]}
         deliveries = [Delivery.from_data(d) for _, d in by_kind["delivery"]]
         m.webhooks.restore(deliveries, max((d.id for d in deliveries), default=0) + 1)
+
+
+_DECODERS: dict[str, Callable[[Data], Any]] = {
+    "call": Call.from_data,
+    "message": Message.from_data,
+    "verification": Verification.from_data,
+    "transaction": Transaction.from_data,
+}
 
 
 def _same(record: Any) -> Any:
