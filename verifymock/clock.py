@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import itertools
 import logging
 import re
 import time
@@ -86,7 +85,7 @@ class Clock:
         self._timers: list[tuple[float, int, Timer]] = []
         self._live: dict[str, Timer] = {}  # by id: what a record cancels
         self.cancelled = 0  # cancelled timers still in the heap; dropped when they are most of it
-        self._seq = itertools.count()
+        self._next_seq = 0  # the number the next timer takes
         self._wakeup: asyncio.Event | None = None
         self.advancing = False  # an `advance` is running (a reset waits for it too)
         # runs a timer that fell due: the engine looks its kind up in the registry
@@ -104,7 +103,7 @@ class Clock:
         """What a restart needs to go on: the time on this clock and the next timer number (timers are kept by
         the store one by one)."""
         # a real clock goes on from real time, so its time is not kept (it would change at every commit)
-        return {"now": None if self.mode == "real" else self.now(), "seq": self._peek_seq()}
+        return {"now": None if self.mode == "real" else self.now(), "seq": self._next_seq}
 
     def restore(self, state: dict[str, Any], timers: list[Timer]) -> None:
         """Continue from an export. A real clock keeps real time (timers that fell due while the server was down run
@@ -114,15 +113,11 @@ class Clock:
         self._timers = entries
         self._live = {t.id: t for t in timers}
         # numbering goes on past every timer kept, so a new timer never takes the id of one still due
-        self._seq = itertools.count(max([int(state["seq"]), *(t.seq + 1 for t in timers)]))
+        self._next_seq = max([int(state["seq"]), *(t.seq + 1 for t in timers)])
         self.cancelled = 0
         if self.mode != "real" and state.get("now") is not None:
             self._offset += float(state["now"]) - self.now()
 
-    def _peek_seq(self) -> int:
-        value = next(self._seq)
-        self._seq = itertools.count(value)
-        return value
 
     @property
     def label(self) -> str:
@@ -139,7 +134,8 @@ class Clock:
 
     def schedule(self, seconds: float, kind: str, key: str, args: dict[str, Any] | None = None) -> Timer:
         """A timer of `kind` for the record `key`, due `seconds` from now; its args must be JSON data."""
-        timer = Timer(self.now() + max(0.0, seconds), next(self._seq), kind, key, args or {})
+        timer = Timer(self.now() + max(0.0, seconds), self._next_seq, kind, key, args or {})
+        self._next_seq += 1
         entry = (timer.due, timer.seq, timer)
         heapq.heappush(self._timers, entry)
         self._live[timer.id] = timer

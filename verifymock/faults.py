@@ -7,7 +7,6 @@ through the body. The gate carries out the connection faults, since only it sees
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -66,16 +65,14 @@ MAX_FAULTS = 1000
 class Faults:
     def __init__(self) -> None:
         self.active: list[Fault] = []
-        self._ids = itertools.count(1)
+        self._next_id = 1
         self.dirty = Dirty()  # the engine's, when a store writes what changes
 
     def next_id(self) -> int:
-        value = next(self._ids)
-        self._ids = itertools.count(value)
-        return value
+        return self._next_id
 
     def continue_from(self, next_id: int) -> None:
-        self._ids = itertools.count(next_id)
+        self._next_id = next_id
 
     def clear(self) -> None:
         self.active.clear()
@@ -87,8 +84,9 @@ class Faults:
                 f"{MAX_FAULTS} faults are in force already; delete some (DELETE /_mock/faults/{{id}}) or reset.",
             )
         http = body.get("http") or {}
+        self._next_id += 1
         fault = Fault(
-            id=next(self._ids),
+            id=self._next_id - 1,
             operation_id=body.get("operation_id"),
             phone_number=body.get("phone_number"),
             latency_ms=float(body.get("latency_ms", 0)),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import logging
 import time
 from collections import deque
@@ -155,7 +154,7 @@ class Webhooks:
         self.by_id: dict[int, Delivery] = {}  # every delivery kept, oldest first
         # ids of deliveries that are over, in the order they ended: what retention lets go of
         self.done: deque[int] = deque()
-        self._ids = itertools.count(1)
+        self._next_id = 1
         self._tasks: set[asyncio.Task[None]] = set()
         self.persist: Callable[[], None] | None = None  # called when a round of attempts ends
         self.telesign_key: Callable[[str], str | None] | None = None  # a TeleSign customer's key, which signs
@@ -179,17 +178,15 @@ class Webhooks:
         self.done.clear()
 
     def next_id(self) -> int:
-        value = next(self._ids)
-        self._ids = itertools.count(value)
-        return value
+        return self._next_id
 
     def restore(self, deliveries: list[Delivery], next_id: int) -> None:
         self.by_id = {d.id: d for d in deliveries}
         self.done = deque(d.id for d in deliveries if _over(d))
-        self._ids = itertools.count(next_id)
+        self._next_id = next_id
 
     def continue_from(self, next_id: int) -> None:
-        self._ids = itertools.count(max(next_id, self.next_id()))
+        self._next_id = max(next_id, self._next_id)
 
     def send(
         self,
@@ -205,8 +202,9 @@ class Webhooks:
         breakage: Breakage | None = None,
     ) -> Delivery:
         """Start delivering: the first round of attempts runs now, on the event loop; the request goes on."""
+        self._next_id += 1
         delivery = Delivery(
-            id=next(self._ids),
+            id=self._next_id - 1,
             vendor=vendor,
             event_type=event_type,
             url=url,

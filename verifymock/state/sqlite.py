@@ -158,7 +158,6 @@ class SqliteStore:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA mmap_size=268435456")
             with _Transaction(self._db):
                 self._open()
         except ConfigError:
