@@ -118,7 +118,6 @@ class Clock:
         if self.mode != "real" and state.get("now") is not None:
             self._offset += float(state["now"]) - self.now()
 
-
     @property
     def label(self) -> str:
         return f"scaled:{self.scale:g}" if self.mode == "scaled" else self.mode

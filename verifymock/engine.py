@@ -155,7 +155,8 @@ class Mock:
         self._commit_pending = False
         self._unwritten = Changes()  # a commit that failed, written with the next
         self._group: asyncio.Task[bool] | None = None
-        self._tasks: set[asyncio.Task[bool]] = set()  # the commit requests of this loop turn wait for
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._committing = asyncio.Lock()  # the commit requests of this loop turn wait for
         self._meta_written: dict[str, Any] = {}
         self.audit = bool(os.environ.get(AUDIT_VARIABLE))
         self.restored = False
@@ -400,20 +401,32 @@ class Mock:
             await self._audit(store)
 
     async def _commit(self, store: Store, changes: Changes) -> None:
+        async with self._committing:  # one at a time: each expects the versions the one before it wrote
+            try:
+                await store.commit(changes, self.config.journal_size)
+            except Conflict as conflict:
+                await self._overwrite(store, changes, conflict)
+            for key in changes.put:
+                self.versions[key] = changes.expect[key] + 1
+            for key in changes.delete:
+                self.versions.pop(key, None)
+
+    async def _overwrite(self, store: Store, changes: Changes, conflict: Conflict) -> None:
+        """This process is the file's only writer (it holds its lock), so what it holds is the state: a version
+        that moved under it, or a unique index entry its own rules let two records have, is a bug. It is logged,
+        and the engine's records are written over the file's (without the uniqueness, if that was what failed),
+        so that one bug never stops every later commit."""
+        log.error("state commit conflict (%s): the engine's records are written over the file's", conflict)
+        found = await store.get_many(list(changes.expect))
+        changes.expect = {key: found[key].version if key in found else 0 for key in changes.expect}
+        changes.delete = {key for key in changes.delete if key in found}
         try:
             await store.commit(changes, self.config.journal_size)
-        except Conflict as conflict:
-            # This process is the file's only writer (it holds its lock), so what it holds is the state: a version
-            # that moved under it is a bug, logged, and its records are written over what the file has.
-            log.error("state commit conflict (%s): the engine's records are written again over the file's", conflict)
-            found = await store.get_many(list(changes.expect))
-            changes.expect = {key: found[key].version if key in found else 0 for key in changes.expect}
-            changes.delete = {key for key in changes.delete if key in found}
+        except Conflict:
+            for put in changes.put.values():
+                if put.indexes:
+                    put.indexes = tuple(entry._replace(unique=False) for entry in put.indexes)
             await store.commit(changes, self.config.journal_size)
-        for key in changes.put:
-            self.versions[key] = changes.expect[key] + 1
-        for key in changes.delete:
-            self.versions.pop(key, None)
 
     def _meta(self) -> dict[str, Any]:
         return {

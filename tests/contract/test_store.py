@@ -258,3 +258,35 @@ def test_store_change_feed_names_what_each_commit_changed(store: Store) -> None:
         return await asyncio.wait_for(waiting, 5)
 
     assert run(stream()) == [("profile", "p1")]
+
+
+# -- the engine over a store ----------------------------------------------------------------------------------------
+
+
+def test_store_a_conflict_never_stops_the_engine_committing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The file's one writer holds the state. A version moved or a unique entry taken under it (a bug, or a hand
+    that edited the file) is logged, and what the engine holds is written over it, so later commits go on."""
+    from starlette.testclient import TestClient
+
+    from tests.helpers import LOCAL, TELNYX_AUTH, make_profile
+    from verifymock.app import create_app
+    from verifymock.config import Config
+
+    number = "+13035550177"
+    app = create_app(Config(clock="manual", state=f"sqlite:{tmp_path / 'mock.db'}"))
+    with TestClient(app, base_url=LOCAL) as client:
+        client.headers.update(TELNYX_AUTH)
+        profile_id = make_profile(client, sms={})
+        store = app.mock.store
+        taken = IndexEntry("verification.dtmf_pending", number, unique=True)  # held by a record the engine lacks
+        stray = Changes(expect={("verification", "stray"): 0}, put={("verification", "stray"): Put("{}", (taken,))})
+        profile = ("profile", profile_id)
+        moved = Changes(put={profile: put(name="edited")})  # a write the engine did not make: its version moves
+        run(store.commit(stray, JOURNAL))
+        run(store.commit(moved, JOURNAL))
+        body = {"phone_number": number, "verify_profile_id": profile_id}
+        assert client.post("/v2/verifications/dtmf_confirm", json=body).status_code == 200
+        assert client.patch(f"/v2/verify_profiles/{profile_id}", json={"name": "mine"}).status_code == 200
+        assert client.post("/v2/verifications/sms", json={**body, "phone_number": "+13035550178"}).status_code == 200
+        assert "state commit conflict" in caplog.text
+        assert run(store.get_many([profile]))[profile].data["name"] == "mine"
