@@ -142,8 +142,10 @@ class Mock:
             part.dirty = self.dirty
         self.records = Records(self)
         self._finished: dict[str, deque[str]] = {kind: deque() for kind in FINISHED}
-        # finished records kept on disk only (with a store), oldest first: what retention drops first
-        self._cold: dict[str, dict[str, None]] = {kind: {} for kind in (*EVICTED, *FINISHED)}
+        # how many finished records of each kind are kept on disk only (with a store): retention drops those first.
+        # Their ids are not kept in memory: the store is asked (by key, index or scan) for what memory lacks.
+        self._on_disk: dict[str, int] = dict.fromkeys((*EVICTED, *FINISHED), 0)
+        self._disk_cursor: dict[str, int] = dict.fromkeys(EVICTED, 0)  # where retention's scan of the file goes on
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
@@ -188,20 +190,13 @@ class Mock:
         (with any timer it still had), so a long-running mock under load holds bounded memory. Work under way (a live
         call, a pending verification, a review or a delivery not over) is never dropped, however many there are;
         profiles and templates, which people create, stay. With a store, finished records beyond the newest
-        HOT_FINISHED of each kind then leave memory and stay on disk."""
-        limit, cold, phones = self.config.retain, self._cold, self.phones
-        while len(phones.by_id) + len(cold["call"]) > limit:
-            if cold["call"]:  # those on disk finished before any in memory
-                self._drop_cold("call")
-            elif (call := phones.drop_oldest_ended()) is not None:
-                _cancel(self.clock, call)
-            else:
-                break
-        while len(phones.messages) + len(cold["message"]) > limit:
-            if cold["message"]:
-                self._drop_cold("message")
-            else:
-                phones.drop_oldest_message()
+        HOT_FINISHED of each kind then leave memory and stay on disk; those finished before any in memory, they are
+        the first retention drops, by the next commit (`_trim_disk`)."""
+        limit, on_disk, phones = self.config.retain, self._on_disk, self.phones
+        while not on_disk["call"] and len(phones.by_id) > limit and (call := phones.drop_oldest_ended()) is not None:
+            _cancel(self.clock, call)
+        while not on_disk["message"] and len(phones.messages) > limit:
+            phones.drop_oldest_message()
         webhooks = self.webhooks
         while len(webhooks.by_id) > limit and webhooks.done:
             delivery = webhooks.by_id.get(webhooks.done.popleft())
@@ -209,10 +204,7 @@ class Mock:
                 webhooks.drop(delivery)
         for kind, records in self._retained():
             finished = self._finished[kind]
-            while len(records) + len(cold[kind]) > limit and (cold[kind] or finished):
-                if cold[kind]:
-                    self._drop_cold(kind)
-                    continue
+            while not on_disk[kind] and len(records) > limit and finished:
                 record_id = finished.popleft()
                 record = records.get(record_id)
                 if record is not None and FINISHED[kind](record):
@@ -221,11 +213,33 @@ class Mock:
         if self.store is not None:
             self._evict()
 
-    def _drop_cold(self, kind: str) -> None:
-        """Retention lets go of the oldest record kept on disk only: the next commit deletes it."""
-        record_id = next(iter(self._cold[kind]))
-        del self._cold[kind][record_id]
-        self.dirty(kind, record_id)
+    async def _trim_disk(self, store: Store) -> None:
+        """Retention's share of the records kept on disk only: the oldest of each kind beyond `retain` (counting
+        those in memory) are marked for the commit to delete. They are found by scanning the file in creation
+        order from where the last scan stopped, passing what memory holds."""
+        for kind in EVICTED:
+            excess = min(self._on_disk[kind], self.records.count(kind) + self._on_disk[kind] - self.config.retain)
+            restarted = False
+            while excess > 0:
+                page = await store.scan(kind, after=self._disk_cursor[kind], limit=max(excess, 100))
+                if not page:
+                    if restarted:  # (the count is off: nothing more to find)
+                        break
+                    self._disk_cursor[kind], restarted = 0, True  # some were evicted behind the cursor
+                    continue
+                for record in page:
+                    self._disk_cursor[kind] = record.seq
+                    if self._in_memory(kind, record.id):
+                        continue
+                    self.dirty(kind, record.id)
+                    self._on_disk[kind] -= 1
+                    excess -= 1
+                    if not excess:
+                        break
+
+    def _in_memory(self, kind: str, record_id: str) -> bool:
+        """Held in memory, or changed there since the last commit (a deletion on its way)."""
+        return self.records.held(kind, record_id) or (kind, record_id) in self.dirty.keys
 
     def _evict(self) -> None:
         """Finished records beyond the newest HOT_FINISHED of each kind leave memory, the oldest finished first, once
@@ -266,42 +280,41 @@ class Mock:
 
     def _to_disk(self, kind: str, record_id: str) -> None:
         self.versions.pop((kind, record_id), None)
-        self._cold[kind][record_id] = None
+        self._on_disk[kind] += 1
 
     async def fetch(self, kind: str, *record_ids: str) -> None:
         """Bring records that live on disk only back into memory, for a request that reads or changes them; an id
         that is neither there nor on disk is left for the caller to answer as not found."""
-        cold = self._cold.get(kind)
-        wanted = [record_id for record_id in record_ids if cold and record_id in cold]
-        if not wanted or self.store is None or cold is None:
+        if self.store is None or not self._on_disk.get(kind):
             return
-        found = await self.store.get_many([(kind, record_id) for record_id in wanted])
+        wanted = [record_id for record_id in record_ids if not self._in_memory(kind, record_id)]
+        found = await self.store.get_many([(kind, record_id) for record_id in wanted]) if wanted else {}
         for record_id in wanted:
             record = found.get((kind, record_id))
-            if record_id not in cold or record is None:  # (read back meanwhile by another request, or gone)
+            if record is None or self._in_memory(kind, record_id):  # (absent, or read back meanwhile)
                 continue
-            del cold[record_id]
             self.records.adopt(kind, record_id, record.data)
             self.versions[(kind, record_id)] = record.version
+            self._on_disk[kind] -= 1
 
     async def fetch_by(self, kind: str, index: str, value: str) -> None:
         """`fetch` every record of a kind under an index value (a phone number's verifications, ...)."""
-        if self.store is not None and self._cold[kind]:
+        if self.store is not None and self._on_disk[kind]:
             await self.fetch(kind, *await self.store.index(index, value, limit=self.config.retain))
 
     async def on_disk(self, kind: str, index: str | None = None, value: str = "") -> list[Any]:
         """The records of a kind that live on disk only (those under an index value, if given), oldest first, read
         for a view without keeping them in memory."""
-        cold = self._cold.get(kind)
-        if self.store is None or not cold:
+        if self.store is None or not self._on_disk.get(kind):
             return []
         if index is not None:
-            ids = [i for i in reversed(await self.store.index(index, value, limit=self.config.retain)) if i in cold]
+            ids = await self.store.index(index, value, limit=self.config.retain)
+            ids = [i for i in reversed(ids) if not self._in_memory(kind, i)]
             found = await self.store.get_many([(kind, i) for i in ids])
             return [self.records.decode(kind, found[(kind, i)].data) for i in ids if (kind, i) in found]
         records, after = [], 0
         while page := await self.store.scan(kind, after=after, limit=1000):
-            records += [self.records.decode(kind, r.data) for r in page if r.id in cold]
+            records += [self.records.decode(kind, r.data) for r in page if not self._in_memory(kind, r.id)]
             after = page[-1].seq
         return records
 
@@ -387,6 +400,7 @@ class Mock:
     async def _write(self, store: Store) -> None:
         """One commit of what changed. A failed one is kept and merged into the next, so nothing is lost; the
         request it was for is answered 503."""
+        await self._trim_disk(store)
         changes, self._unwritten = self._unwritten, Changes()
         changes.merge(self._changes())
         self._dirty = False
@@ -441,13 +455,14 @@ class Mock:
         """The store must hold exactly what the engine holds, at the versions it expects (see AUDIT_VARIABLE)."""
         held = dict(self.records.items())
         loaded = await store.load(0)
-        on_disk = {(kind, record_id) for kind, ids in self._cold.items() for record_id in ids}
+        on_disk = {(r.kind, r.id) for r in loaded.records if r.kind in EVICTED and (r.kind, r.id) not in held}
         stored = {(r.kind, r.id): r.data for r in loaded.records if (r.kind, r.id) not in on_disk}
         wrong = sorted(key for key in held.keys() | stored.keys() if held.get(key) != stored.get(key))
         if wrong:
             raise AssertionError(f"state audit: the store differs from the engine for {wrong[:5]}")
-        if missing := on_disk - {(r.kind, r.id) for r in loaded.records}:
-            raise AssertionError(f"state audit: records said to be on disk are not: {sorted(missing)[:5]}")
+        counted = {kind: sum(1 for k, _ in on_disk if k == kind) for kind in EVICTED}
+        if counted != {kind: self._on_disk[kind] for kind in EVICTED}:
+            raise AssertionError(f"state audit: records on disk only {counted}, the engine counts {self._on_disk}")
         versions = {(r.kind, r.id): r.version for r in loaded.records if (r.kind, r.id) not in on_disk}
         if versions != self.versions:
             raise AssertionError("state audit: the versions the engine expects are not the store's")
@@ -573,8 +588,8 @@ class Mock:
         self.faults.clear()
         for finished in self._finished.values():
             finished.clear()
-        for cold in self._cold.values():
-            cold.clear()
+        self._on_disk = dict.fromkeys(self._on_disk, 0)
+        self._disk_cursor = dict.fromkeys(self._disk_cursor, 0)
         if self.store is not None:
             await self.store.clear()
         self.versions.clear()

@@ -111,6 +111,14 @@ class Records:
             for record_id, record in home().items():
                 yield (kind, str(record_id)), jsonio.loads(_json(view(record)).encode())
 
+    def count(self, kind: str) -> int:
+        """How many records of a kind the engine holds in memory."""
+        return len(self._homes[kind][0]())
+
+    def held(self, kind: str, record_id: str) -> bool:
+        """Whether the engine holds this record in memory (for the kinds whose home is a dict by id)."""
+        return record_id in self._homes[kind][0]()
+
     def decode(self, kind: str, data: Data) -> Any:
         """A record of a kind that may live on disk only, as the engine holds it."""
         return _DECODERS[kind](data)
