@@ -190,8 +190,8 @@ class Mock:
         (with any timer it still had), so a long-running mock under load holds bounded memory. Work under way (a live
         call, a pending verification, a review or a delivery not over) is never dropped, however many there are;
         profiles and templates, which people create, stay. With a store, finished records beyond the newest
-        HOT_FINISHED of each kind then leave memory and stay on disk; those finished before any in memory, they are
-        the first retention drops, by the next commit (`_trim_disk`)."""
+        HOT_FINISHED of each kind then leave memory and stay on disk. Those finished before any record in memory,
+        so retention drops them first, at the next commit (`_trim_disk`)."""
         limit, on_disk, phones = self.config.retain, self._on_disk, self.phones
         while not on_disk["call"] and len(phones.by_id) > limit and (call := phones.drop_oldest_ended()) is not None:
             _cancel(self.clock, call)
