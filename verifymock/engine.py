@@ -152,13 +152,12 @@ class Mock:
         self.store: Store | None = open_store(config.state)  # None: memory, the engine's dicts are the state
         self.location = self.store.location if self.store else "memory"
         self.versions: dict[Key, int] = {}  # each stored record's version, which its next commit must find
-        self._reindex = False  # the next commit writes every record's index entries, fixed ones included
         self._dirty = False
         self._commit_pending = False
         self._unwritten = Changes()  # a commit that failed, written with the next
-        self._group: asyncio.Task[bool] | None = None
+        self._group: asyncio.Task[bool] | None = None  # the commit the requests of this loop turn wait for
         self._tasks: set[asyncio.Task[bool]] = set()
-        self._committing = asyncio.Lock()  # the commit requests of this loop turn wait for
+        self._committing = asyncio.Lock()  # one commit at a time
         self._meta_written: dict[str, Any] = {}
         self.audit = bool(os.environ.get(AUDIT_VARIABLE))
         self.restored = False
@@ -376,13 +375,14 @@ class Mock:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _changes(self) -> Changes:
-        """What changed since the last commit, as one unit of work: each record under the version last written."""
+    def _changes(self, reindex: bool) -> Changes:
+        """What changed since the last commit, as one unit of work: each record under the version last written
+        (with `reindex`, every record's index entries too, fixed ones included)."""
         changes = Changes()
         for key in self.dirty.take():
             kind, record_id = key
             version = self.versions.get(key, 0)
-            put = self.records.put(kind, record_id, stored=version > 0 and not self._reindex)
+            put = self.records.put(kind, record_id, stored=version > 0 and not reindex)
             if put is not None:
                 changes.put[key] = put
                 changes.expect[key] = version
@@ -397,12 +397,12 @@ class Mock:
             changes.meta = {k: v for k, v in meta.items() if self._meta_written.get(k) != v}
         return changes
 
-    async def _write(self, store: Store) -> None:
+    async def _write(self, store: Store, reindex: bool = False) -> None:
         """One commit of what changed. A failed one is kept and merged into the next, so nothing is lost; the
         request it was for is answered 503."""
         await self._trim_disk(store)
         changes, self._unwritten = self._unwritten, Changes()
-        changes.merge(self._changes())
+        changes.merge(self._changes(reindex))
         self._dirty = False
         if changes:
             try:
@@ -509,9 +509,7 @@ class Mock:
             for key in self.versions:
                 self.dirty(*key)
             self.changed()
-            self._reindex = True
-            await self._write(store)
-            self._reindex = False
+            await self._write(store, reindex=True)
             log.info("state file %s: index entries written again", self.location)
         if self.scenarios.prune():
             self.changed()

@@ -99,10 +99,10 @@ class Records:
             found = self._homes[kind][0]().get(record_id)
         if found is None:
             return None
-        entries = INDEXES.get(kind)
+        text, entries = _json(self._homes[kind][1](found)), INDEXES.get(kind)
         if stored and kind in FIXED_ENTRIES:
-            return Put(_json(self._homes[kind][1](found)), None)
-        return Put(_json(self._homes[kind][1](found)), entries(found) if entries else _NONE)
+            return Put(text, None)
+        return Put(text, entries(found) if entries else _NONE)
 
     def items(self) -> Iterator[tuple[Key, Data]]:
         """Every record's data, kind by kind, each kind oldest first (as it would be read back)."""

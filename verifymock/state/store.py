@@ -9,7 +9,7 @@ again and decides again.
 Every method is async, so that a networked backend is one more implementation. The file-backed one (sqlite.py)
 answers from a local file and does not need to leave the event loop; a networked one awaits its server.
 
-Indexes are named lists of record ids under a value ("call.live" -> "+13035550100" -> its call ids). A record's
+Indexes are named lists of record ids under a value ("call.number" -> "+13035550100" -> its call ids). A record's
 entries are given with each put and replace the ones it had; a deleted record loses its entries. An entry marked
 unique may be held by one record only: that is how a rule such as "one pending DTMF confirmation per number" holds
 across processes.
