@@ -31,3 +31,12 @@ def user_specs(tmp_path: Path) -> Path:
     folder = tmp_path / "specs"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis-protocol server on a free loopback port, for the whole session (tests keep apart by prefix)."""
+    from tests.redis_server import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

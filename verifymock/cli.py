@@ -54,8 +54,9 @@ def parser() -> argparse.ArgumentParser:
         "--state",
         default="memory",
         metavar="STORE",
-        help="memory (default: state lasts as long as the process) or sqlite:PATH (profiles, verifications, calls, "
-        "timers, webhooks, bindings, the clock and the journal kept in a SQLite file; a restart continues)",
+        help="memory (default: state lasts as long as the process), sqlite:PATH (profiles, verifications, calls, "
+        "timers, webhooks, bindings, the clock and the journal kept in a SQLite file; a restart continues) or "
+        "redis://HOST:PORT/DB[?prefix=NAME] (the same kept in Redis or Valkey, under the prefix)",
     )
     serve.add_argument(
         "--telnyx-signing-key",

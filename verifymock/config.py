@@ -42,7 +42,7 @@ class Config:
     # hosts webhooks and callbacks may go to; None: any (loopback only when the server is bound beyond loopback)
     allow_callback_hosts: list[str] | None = None
     clock: str = "real"  # real, manual or scaled:N
-    state: str = "memory"  # memory, or sqlite:PATH to keep state across restarts
+    state: str = "memory"  # memory, sqlite:PATH or redis://HOST:PORT/DB to keep state across restarts
     telnyx_signing_key: str | None = None  # base64 Ed25519 seed (32 bytes); generated at start when absent
     telesign_customers: dict[str, str] = field(default_factory=dict)  # customer id -> base64 API key
     telesign_callback_url: str | None = None  # where callbacks go when a request names no callback_url

@@ -28,8 +28,7 @@ from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
 from verifymock.state.dirty import Dirty
 from verifymock.state.records import INDEXED, Records
-from verifymock.state.sqlite import open_store
-from verifymock.state.store import Changes, Conflict, Key, Store
+from verifymock.state.store import Changes, Conflict, Key, Store, open_store
 from verifymock.ui import Listeners
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign

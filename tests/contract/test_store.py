@@ -1,4 +1,4 @@
-"""The store interface's contract, run against every durable backend (SQLite today; Redis joins `BACKENDS`).
+"""The store interface's contract, run against every durable backend: SQLite and Redis (a real server).
 
 Each test drives a real store through its async methods only, as the engine does: versions and conflicts,
 atomic commits, index entries and unique ones, scans, timer claims with leases and fences, named leases, the
@@ -18,8 +18,9 @@ import pytest
 
 from verifymock.clock import Timer
 from verifymock.journal import Entry
+from verifymock.state.redis import RedisStore
 from verifymock.state.sqlite import SqliteStore
-from verifymock.state.store import Changes, Claimed, Conflict, IndexEntry, Put, Store
+from verifymock.state.store import Changes, Claimed, Conflict, IndexEntry, Put, Store, changes_since
 
 T = TypeVar("T")
 JOURNAL = 5  # entries a commit keeps
@@ -32,12 +33,20 @@ def run(work: Awaitable[T]) -> T:
     return asyncio.run(wrapped())
 
 
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": lambda tmp: SqliteStore(tmp / "state.db")}
+def _redis(request: pytest.FixtureRequest, tmp: Path) -> Store:
+    url = request.getfixturevalue("redis_url")
+    return RedisStore(f"{url}?prefix={tmp.name}")  # a prefix per test: one server, tests kept apart
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
+    "sqlite": lambda _, tmp: SqliteStore(tmp / "state.db"),
+    "redis": _redis,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = BACKENDS[request.param](tmp_path)
+    opened = BACKENDS[request.param](request, tmp_path)
     yield opened
     run(opened.close())
 
@@ -251,7 +260,7 @@ def test_store_change_feed_names_what_each_commit_changed(store: Store) -> None:
     assert run(store.feed(cursor)) == (cursor, [])
 
     async def stream() -> list[tuple[str, str]]:
-        changes = store.changes_since(cursor, poll_s=0.01)
+        changes = changes_since(store, cursor, poll_s=0.01)
         waiting = asyncio.ensure_future(anext(changes))
         await asyncio.sleep(0.05)
         await store.commit(Changes(put={("profile", "p1"): put()}), JOURNAL)
@@ -290,3 +299,49 @@ def test_store_a_conflict_never_stops_the_engine_committing(tmp_path: Path, capl
         assert client.post("/v2/verifications/sms", json={**body, "phone_number": "+13035550178"}).status_code == 200
         assert "state commit conflict" in caplog.text
         assert run(store.get_many([profile]))[profile].data["name"] == "mine"
+
+
+# -- Redis: what only a networked store has -----------------------------------------------------------------------
+
+
+def test_redis_store_keeps_every_key_under_its_prefix_and_hash_tag(redis_url: str, tmp_path: Path) -> None:
+    import redis
+
+    store = RedisStore(f"{redis_url}?prefix={tmp_path.name}")
+    create(store, "verification", "v1", IndexEntry("verification.dtmf_pending", "+1", unique=True), status="p")
+    changes = Changes(schedule=[Timer(5.0, 1, "telnyx.expire", "v1", {})], journal=[_entry(1)], meta={"clock": 1})
+    run(store.commit(changes, JOURNAL))
+    client = redis.Redis.from_url(redis_url)
+    keys = client.keys(f"*{tmp_path.name}*")
+    assert len(keys) > 8 and all(k.startswith(b"{" + tmp_path.name.encode() + b"}:") for k in keys)
+    run(store.clear())
+    assert run(store.get_many([("verification", "v1")])) == {} and run(store.timers()) == []
+    run(store.close())
+    client.close()
+
+
+def test_redis_store_prefix_is_served_by_one_process_at_a_time(redis_url: str, tmp_path: Path) -> None:
+    from verifymock.errors import ConfigError
+
+    spec = f"{redis_url}?prefix={tmp_path.name}"
+    first = RedisStore(spec)
+    with pytest.raises(ConfigError, match="already served by another verifymock process"):
+        RedisStore(spec, wait_s=0.3)
+    run(first.close())  # a clean stop gives the prefix back at once
+    run(RedisStore(spec, wait_s=0).close())
+
+
+def test_redis_store_refuses_a_newer_layout_and_an_unreachable_server(redis_url: str, tmp_path: Path) -> None:
+    import redis
+
+    from verifymock.errors import ConfigError
+
+    client = redis.Redis.from_url(redis_url)
+    client.hset(f"{{{tmp_path.name}}}:meta", mapping={"layout": 99, "version": '"99.0.0"'})
+    client.close()
+    with pytest.raises(ConfigError, match=r"99\.0\.0.*upgrade verifymock"):
+        RedisStore(f"{redis_url}?prefix={tmp_path.name}")
+    with pytest.raises(ConfigError, match="cannot be reached"):
+        RedisStore("redis://127.0.0.1:1/0")
+    with pytest.raises(ConfigError, match="prefix"):
+        RedisStore(f"{redis_url}?prefix=a{{b}}")

@@ -1,4 +1,5 @@
-"""`--state sqlite:PATH`: a killed server comes back with everything it answered, its calls and its timers."""
+"""`--state sqlite:PATH` and `--state redis://`: a killed server comes back with everything it answered, its calls
+and its timers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from tests.helpers import REPO, TELNYX_AUTH, VERIFYMOCK, make_profile, running
 from tests.receiver import Receiver, webhook_receiver
@@ -21,12 +23,20 @@ REQUESTS = 1000
 KILL_AFTER = 400  # answered requests before the SIGKILL
 
 
-def _options(db: Path) -> list[str]:
-    return ["--state", f"sqlite:{db}", "--clock", "manual", "--quiet"]
+def _options(db: Path | str) -> list[str]:
+    return ["--state", db if isinstance(db, str) else f"sqlite:{db}", "--clock", "manual", "--quiet"]
 
 
-def test_state_survives_sigkill_in_the_middle_of_a_run(tmp_path: Path) -> None:
-    db = tmp_path / "mock.db"
+@pytest.fixture(params=["sqlite", "redis"])
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A durable state store, as --state names it: a file, or a prefix of its own on the tests' Redis server."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'mock.db'}"
+    return f"{request.getfixturevalue('redis_url')}?prefix={tmp_path.name}"
+
+
+def test_state_survives_sigkill_in_the_middle_of_a_run(durable: str) -> None:
+    db = durable
     answered: dict[str, str] = {}  # verification id -> phone number, for every 2xx the clients saw
     lock = threading.Lock()
     with webhook_receiver() as receiver, running(_options(db), cwd=REPO) as (url, process):
@@ -88,8 +98,8 @@ def _check_webhooks(client: httpx.Client, receiver: Receiver, ids: set[str]) -> 
     assert all(states[i] == "delivered" for i in ids)
 
 
-def test_state_restores_profiles_bindings_clock_and_key_after_a_clean_stop(tmp_path: Path) -> None:
-    db = tmp_path / "mock.db"
+def test_state_restores_profiles_bindings_clock_and_key_after_a_clean_stop(durable: str) -> None:
+    db = durable
     with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
         profile_id = make_profile(client)
         assert client.put("/_mock/bindings/+13125550100", json={"scenario": "interactive"}).status_code == 200
@@ -224,10 +234,10 @@ def test_state_file_written_change_by_change(tmp_path: Path) -> None:
     assert after[("verification", ids[3])] == before[("verification", ids[3])] + 1
 
 
-def test_state_sigkill_during_an_advance_resends_the_round_under_way_with_its_event_id(tmp_path: Path) -> None:
+def test_state_sigkill_during_an_advance_resends_the_round_under_way_with_its_event_id(durable: str) -> None:
     """A webhook is written before it is sent: killed while the receiver holds the first one, the restarted mock
     sends that same event (its id unchanged) again, and every other timer still fires, once."""
-    db = tmp_path / "mock.db"
+    db = durable
     with webhook_receiver() as receiver:
         with running(_options(db), cwd=REPO) as (url, process):
             with httpx.Client(base_url=url, headers=TELNYX_AUTH, timeout=60) as client:

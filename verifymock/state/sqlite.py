@@ -21,7 +21,7 @@ import pickle
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +31,7 @@ from verifymock import __version__, jsonio
 from verifymock.clock import Timer
 from verifymock.errors import ConfigError
 from verifymock.journal import Entry
-from verifymock.state.store import Changes, Claimed, Conflict, IndexEntry, Key, Loaded, Record, check_store_spec
+from verifymock.state.store import Changes, Claimed, Conflict, IndexEntry, Key, Loaded, Record
 
 log = logging.getLogger("verifymock.state")
 
@@ -271,16 +271,6 @@ class SqliteStore:
             keys.update({(kind, record_id): None for kind, record_id in orjson.loads(text)})
         return (rows[-1][0] if rows else after), list(keys)
 
-    async def changes_since(self, cursor: int | None, *, poll_s: float = 0.25) -> AsyncIterator[list[Key]]:
-        if cursor is None:
-            cursor, _ = await self.feed(None)
-        while True:
-            cursor, keys = await self.feed(cursor)
-            if keys:
-                yield keys
-            else:
-                await asyncio.sleep(poll_s)
-
     # -- writes ------------------------------------------------------------------------------------------------------
 
     async def commit(self, changes: Changes, journal_size: int) -> None:
@@ -405,6 +395,9 @@ class SqliteStore:
             gone = self._db.execute("DELETE FROM leases WHERE name = ? AND token = ?", (name, token))
         return gone.rowcount == 1
 
+    async def hold(self) -> None:
+        await asyncio.Event().wait()  # the file's lock is held until close, or until the process dies
+
     async def clear(self) -> None:
         with _Transaction(self._db):
             for table in ("records", "indexes", "timers", "journal", "commits", "leases"):
@@ -480,9 +473,3 @@ class _Transaction:
 
     def __exit__(self, kind: object, *_: object) -> None:
         self._db.execute("ROLLBACK" if kind else "COMMIT")
-
-
-def open_store(spec: str) -> SqliteStore | None:
-    """None for `memory` (nothing is kept beyond the engine's own dicts), else the store `sqlite:PATH` names."""
-    check_store_spec(spec)
-    return None if spec == "memory" else SqliteStore(Path(spec.partition(":")[2]))

@@ -21,8 +21,10 @@ process dies holding a lease another takes the timer once the lease runs out, an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from verifymock.clock import Timer
@@ -165,8 +167,9 @@ class Store(Protocol):
         """The keys changed by commits after the cursor, and the cursor to ask from next (None: from now on)."""
         ...
 
-    def changes_since(self, cursor: int | None, *, poll_s: float = 0.25) -> AsyncIterator[list[Key]]:
-        """The change feed as a stream, for the web page: each batch of keys as commits land (None: from now)."""
+    async def hold(self) -> None:
+        """Run while the server runs, keeping the store this process's (a file's lock needs nothing; a networked
+        lease is renewed)."""
         ...
 
     async def clear(self) -> None: ...
@@ -174,7 +177,41 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+async def changes_since(store: Store, cursor: int | None, *, poll_s: float = 0.25) -> AsyncIterator[list[Key]]:
+    """A store's change feed as a stream, for the web page: each batch of keys as commits land (None: from now)."""
+    if cursor is None:
+        cursor, _ = await store.feed(None)
+    while True:
+        cursor, keys = await store.feed(cursor)
+        if keys:
+            yield keys
+        else:
+            await asyncio.sleep(poll_s)
+
+
 def check_store_spec(spec: str) -> None:
     kind, _, rest = spec.partition(":")
-    if spec != "memory" and not (kind == "sqlite" and rest):
-        raise ConfigError("--state", spec, "is not a state store", "use memory or sqlite:PATH (e.g. sqlite:mock.db)")
+    if spec != "memory" and not (kind == "sqlite" and rest) and kind not in REDIS_SCHEMES:
+        raise ConfigError(
+            "--state",
+            spec,
+            "is not a state store",
+            "use memory, sqlite:PATH (e.g. sqlite:mock.db) or redis://HOST:PORT/DB (e.g. redis://127.0.0.1:6379/0)",
+        )
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def open_store(spec: str) -> Store | None:
+    """None for `memory` (nothing is kept beyond the engine's own dicts), else the store `spec` names."""
+    check_store_spec(spec)
+    if spec == "memory":
+        return None
+    if spec.partition(":")[0] in REDIS_SCHEMES:
+        from verifymock.state.redis import RedisStore
+
+        return RedisStore(spec)
+    from verifymock.state.sqlite import SqliteStore
+
+    return SqliteStore(Path(spec.partition(":")[2]))
