@@ -251,13 +251,22 @@ def test_store_meta_and_load(store: Store) -> None:
 
 
 def test_store_change_feed_names_what_each_commit_changed(store: Store) -> None:
-    cursor, keys = run(store.feed(None))  # from now on
-    assert keys == []
+    cursor, rows = run(store.feed(None))  # from now on
+    assert rows == []
     create(store, "call", "c1")
-    run(store.commit(Changes(delete={("call", "c1")}, put={("message", "m1"): put()}), JOURNAL))
-    cursor, keys = run(store.feed(cursor))
-    assert set(keys) == {("call", "c1"), ("message", "m1")}
+    changes = Changes(delete={("call", "c1")}, put={("message", "m1"): put()}, meta={"clock": 1})
+    changes.schedule.append(Timer(5.0, 3, "telnyx.expire", "v1", {}))
+    changes.cancel.add("t2")
+    changes.journal.append(_entry(7))
+    number = run(store.commit(changes, JOURNAL))
+    cursor, rows = run(store.feed(cursor))
+    assert [n for n, _ in rows] == [number - 1, number]  # one after another, each commit's own number
+    assert rows[0][1] == [("call", "c1")]
+    assert set(rows[1][1]) == {
+        ("call", "c1"), ("message", "m1"), ("timer", "t3"), ("timer", "t2"), ("meta", "clock"), ("journal", "7")
+    }  # fmt: skip
     assert run(store.feed(cursor)) == (cursor, [])
+    assert run(store.commit(Changes(), JOURNAL)) == 0  # nothing to name: no row
 
     async def stream() -> list[tuple[str, str]]:
         changes = changes_since(store, cursor, poll_s=0.01)
@@ -267,6 +276,31 @@ def test_store_change_feed_names_what_each_commit_changed(store: Store) -> None:
         return await asyncio.wait_for(waiting, 5)
 
     assert run(stream()) == [("profile", "p1")]
+
+
+def test_store_reads_timers_by_id(store: Store) -> None:
+    _schedule(store, Timer(1.0, 1, "a", "k1", {"x": 1}), Timer(2.0, 2, "b", "k2", {}))
+    assert run(store.get_timers(["t2", "t9"])) == {"t2": Timer(2.0, 2, "b", "k2", {})}
+
+
+def test_store_commit_under_a_term_is_refused_once_the_lease_is_another_holders(store: Store) -> None:
+    token = run(store.acquire("term", 5))
+    assert token is not None
+    key = ("profile", "p1")
+    run(store.commit(Changes(expect={key: 0}, put={key: put(n=1)}, term=("term", token)), JOURNAL))
+    assert run(store.release("term", token))
+    later = run(store.acquire("term", 5))  # another process's term
+    assert later is not None
+    with pytest.raises(Conflict):
+        run(store.commit(Changes(expect={key: 1}, put={key: put(n=2)}, term=("term", token)), JOURNAL))
+    assert version(store, "profile", "p1") == 1
+
+
+def test_store_journal_reads_on_from_an_id(store: Store) -> None:
+    for i in range(1, 6):
+        run(store.commit(Changes(journal=[_entry(i)]), JOURNAL))
+    assert [e.id for e in run(store.journal(after=2, limit=2))] == [3, 4]
+    assert [e.id for e in run(store.journal(after=5))] == []
 
 
 # -- the engine over a store ----------------------------------------------------------------------------------------

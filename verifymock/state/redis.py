@@ -12,7 +12,7 @@ so a Redis Cluster keeps them in one slot and a Lua script may touch any of them
     {P}:due              timer numbers scored by due time on the simulated clock
     {P}:inflight         timer numbers leased to a process, scored by the lease's end on Redis's own clock (ms)
     {P}:fence            each timer's fencing counter, bumped by every claim
-    {P}:journal          a stream of journal entries, trimmed to the journal's size
+    {P}:journal          a stream of journal entries, each under its own id (ID-1), trimmed to the journal's size
     {P}:feed             a stream, one entry per commit naming the keys it changed; its ids are {P}:feedseq's count
     {P}:meta             meta values as JSON (the clock, the signing key, the next ids, the layout's number)
     {P}:lease:NAME       a named lease: its holder's token, expiring on Redis's clock
@@ -61,6 +61,16 @@ local c = cjson.decode(ARGV[2])
 local null = cjson.null
 local function rec(kind, id) return p .. ":r:" .. kind .. ":" .. id end
 local function refuse(message) return redis.error_reply("CONFLICT " .. message) end
+
+if c.term ~= null and redis.call("GET", p .. ":lease:" .. c.term[1]) ~= c.term[2] then
+  return refuse("the lease " .. c.term[1] .. " is no longer this process's")
+end
+if #ARGV > 2 and c.journal_size > 0 then
+  local last = redis.call("XREVRANGE", p .. ":journal", "+", "-", "COUNT", 1)[1]
+  if last and tonumber(string.match(last[1], "^%d+")) >= c.journal_first then
+    return refuse("journal entry " .. c.journal_first .. " is not after the last one kept")
+  end
+end
 
 for _, e in ipairs(c.expect) do
   local v = tonumber(redis.call("HGET", rec(e[1], e[2]), "v") or "0")
@@ -166,15 +176,19 @@ for _, t in ipairs(c.schedule) do
 end
 for _, kv in ipairs(c.meta) do redis.call("HSET", p .. ":meta", kv[1], kv[2]) end
 if c.journal_size > 0 then
-  for i = 3, #ARGV, 3 do
-    redis.call("XADD", p .. ":journal", "MAXLEN", c.journal_size, "*", "m", ARGV[i], "q", ARGV[i + 1], "r", ARGV[i + 2])
+  for i = 3, #ARGV, 4 do
+    redis.call(
+      "XADD", p .. ":journal", "MAXLEN", c.journal_size, ARGV[i] .. "-1",
+      "m", ARGV[i + 1], "q", ARGV[i + 2], "r", ARGV[i + 3]
+    )
   end
 end
 if c.feed ~= null then
   local n = redis.call("INCR", p .. ":feedseq")
   redis.call("XADD", p .. ":feed", "MAXLEN", "~", c.feed_kept, n .. "-1", "k", c.feed)
+  return n
 end
-return 1
+return 0
 """
 
 # Due timers nobody holds a live lease on, in due order (ties by number), each leased and its fence bumped.
@@ -327,6 +341,12 @@ class RedisStore:
         stored = await self._client().hgetall(self._key("t"))
         return sorted((Timer.from_data(orjson.loads(text)) for text in stored.values()), key=lambda t: (t.due, t.seq))
 
+    async def get_timers(self, ids: list[str]) -> dict[str, Timer]:
+        if not ids:
+            return {}
+        texts = await self._client().hmget(self._key("t"), [_member(int(i[1:])) for i in ids])
+        return {i: Timer.from_data(orjson.loads(text)) for i, text in zip(ids, texts, strict=True) if text is not None}
+
     async def next_due(self) -> float | None:
         first = await self._client().zrange(self._key("due"), 0, 0, withscores=True)
         return float(first[0][1]) if first else None
@@ -336,27 +356,28 @@ class RedisStore:
         return {k.decode(): json.loads(v) for k, v in stored.items()}
 
     async def journal(self, *, after: int = 0, limit: int = 100) -> list[Entry]:
-        entries = [_entry(fields) for _, fields in await self._client().xrange(self._key("journal"))]
-        return [e for e in entries if e.id > after][:limit]
+        rows = await self._client().xrange(self._key("journal"), min=f"({after}-1", count=limit)
+        return [_entry(fields) for _, fields in rows]
 
     async def _journal_tail(self, count: int) -> list[Entry]:
         newest = await self._client().xrevrange(self._key("journal"), count=count)
         return [_entry(fields) for _, fields in reversed(newest)]
 
-    async def feed(self, after: int | None) -> tuple[int, list[Key]]:
+    async def feed(self, after: int | None, *, limit: int = 1000) -> tuple[int, list[tuple[int, list[Key]]]]:
         r = self._client()
         if after is None:
             return int(await r.get(self._key("feedseq")) or 0), []
-        rows = await r.xrange(self._key("feed"), min=f"({after}-1", count=1000)
-        keys: dict[Key, None] = {}
-        for _, fields in rows:
-            keys.update({(kind, record_id): None for kind, record_id in orjson.loads(fields[b"k"])})
-        return (int(rows[-1][0].split(b"-")[0]) if rows else after), list(keys)
+        found = await r.xrange(self._key("feed"), min=f"({after}-1", count=limit)
+        rows = [
+            (int(stream_id.split(b"-")[0]), [(kind, record_id) for kind, record_id in orjson.loads(fields[b"k"])])
+            for stream_id, fields in found
+        ]
+        return (rows[-1][0] if rows else after), rows
 
     # -- writes ------------------------------------------------------------------------------------------------------
 
-    async def commit(self, changes: Changes, journal_size: int) -> None:
-        keys = [*changes.put, *changes.delete]
+    async def commit(self, changes: Changes, journal_size: int) -> int:
+        keys = changes.feed_keys()
         payload = {
             "expect": [[kind, record_id, version] for (kind, record_id), version in changes.expect.items()],
             "put": [
@@ -371,16 +392,21 @@ class RedisStore:
             "journal_size": journal_size,
             "feed": orjson.dumps(keys).decode() if keys else None,
             "feed_kept": FEED_KEPT,
+            "term": None if changes.term is None else list(changes.term),
+            "journal_first": changes.journal[0].id if changes.journal else 0,
         }
         journal: list[str | bytes] = []
         for e in changes.journal:
-            journal += [_entry_meta(e), e.request_raw, e.response_raw]
+            journal += [str(e.id), _entry_meta(e), e.request_raw, e.response_raw]
         try:
-            await self._client().eval(_COMMIT, 1, self._key("meta"), self.prefix, orjson.dumps(payload), *journal)
+            return await self._client().eval(
+                _COMMIT, 1, self._key("meta"), self.prefix, orjson.dumps(payload), *journal
+            )
         except redis.ResponseError as exc:
             if str(exc).startswith(_CONFLICT):
                 raise Conflict(str(exc)[len(_CONFLICT) :]) from None
             raise
+        return int(number)
 
     async def claim_due(self, now: float, *, limit: int, lease_s: float) -> list[Claimed]:
         rows = await self._client().eval(

@@ -249,6 +249,17 @@ class SqliteStore:
         rows = self._db.execute("SELECT due, seq, kind, key, args FROM timers ORDER BY due, seq")
         return [Timer(due, seq, kind, key, orjson.loads(args)) for due, seq, kind, key, args in rows]
 
+    async def get_timers(self, ids: list[str]) -> dict[str, Timer]:
+        found = {}
+        for timer_id in ids:
+            row = self._db.execute(
+                "SELECT due, seq, kind, key, args FROM timers WHERE seq = ?", (_timer_seq(timer_id),)
+            ).fetchone()
+            if row is not None:
+                due, seq, kind, key, args = row
+                found[timer_id] = Timer(due, seq, kind, key, orjson.loads(args))
+        return found
+
     async def next_due(self) -> float | None:
         row = self._db.execute("SELECT min(due) FROM timers").fetchone()
         return None if row is None else float(row[0])
@@ -260,29 +271,32 @@ class SqliteStore:
         rows = self._db.execute("SELECT * FROM journal WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
         return [_entry(row) for row in rows]
 
-    async def feed(self, after: int | None) -> tuple[int, list[Key]]:
+    async def feed(self, after: int | None, *, limit: int = 1000) -> tuple[int, list[tuple[int, list[Key]]]]:
         db = self._db
         if after is None:
             row = db.execute("SELECT max(seq) FROM commits").fetchone()
             return int(row[0] or 0), []
-        rows = db.execute("SELECT seq, keys FROM commits WHERE seq > ? ORDER BY seq LIMIT 1000", (after,)).fetchall()
-        keys: dict[Key, None] = {}
-        for _, text in rows:
-            keys.update({(kind, record_id): None for kind, record_id in orjson.loads(text)})
-        return (rows[-1][0] if rows else after), list(keys)
+        found = db.execute("SELECT seq, keys FROM commits WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+        rows = [(seq, [(kind, record_id) for kind, record_id in orjson.loads(text)]) for seq, text in found]
+        return (rows[-1][0] if rows else after), rows
 
     # -- writes ------------------------------------------------------------------------------------------------------
 
-    async def commit(self, changes: Changes, journal_size: int) -> None:
+    async def commit(self, changes: Changes, journal_size: int) -> int:
         db = self._db
         try:
             with _Transaction(db):
-                self._write(changes, journal_size)
+                return self._write(changes, journal_size)
         except sqlite3.IntegrityError as exc:  # a record created twice, or a unique index entry taken
             raise Conflict(str(exc)) from exc
 
-    def _write(self, changes: Changes, journal_size: int) -> None:
+    def _write(self, changes: Changes, journal_size: int) -> int:
         db = self._db
+        if changes.term is not None:
+            name, token = changes.term
+            row = db.execute("SELECT token FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is None or row[0] != token:
+                raise Conflict(f"the lease {name} is no longer this process's")
         expect = changes.expect
         # a record's index entries are kept in its row too, so that only entries that changed are written
         entries = {key: _entries(put.indexes) for key, put in changes.put.items() if put.indexes is not None}
@@ -348,11 +362,13 @@ class SqliteStore:
             db.execute("DELETE FROM journal WHERE id <= ?", (changes.journal[-1].id - journal_size,))
         if changes.meta:
             self._set_meta(changes.meta)
-        keys = [*changes.put, *changes.delete]
-        if keys:
-            seq = db.execute("INSERT INTO commits (keys) VALUES (?)", (orjson.dumps(keys),)).lastrowid or 0
-            if seq % 1000 == 0:
-                db.execute("DELETE FROM commits WHERE seq <= ?", (seq - FEED_KEPT,))
+        keys = changes.feed_keys()
+        if not keys:
+            return 0
+        seq = db.execute("INSERT INTO commits (keys) VALUES (?)", (orjson.dumps(keys),)).lastrowid or 0
+        if seq % 1000 == 0:
+            db.execute("DELETE FROM commits WHERE seq <= ?", (seq - FEED_KEPT,))
+        return seq
 
     def _entries_held(self, keys: list[Key]) -> dict[Key, str]:
         held = {}

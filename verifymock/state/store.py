@@ -79,6 +79,9 @@ class Changes:
     consume: Claimed | None = None
     journal: list[Entry] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # a named lease (name, token) the committing process must still hold: one process decides at a time, and one
+    # that stalled past its lease cannot write over what the next holder decided
+    term: tuple[str, str] | None = None
 
     def __bool__(self) -> bool:
         return bool(
@@ -102,6 +105,19 @@ class Changes:
         self.consume = later.consume or self.consume
         self.journal += later.journal
         self.meta.update(later.meta)
+        self.term = later.term or self.term
+
+    def feed_keys(self) -> list[Key]:
+        """What a commit names in the change feed: the records it put or deleted, and ("timer", id),
+        ("meta", name) and ("journal", last id) for the timers, meta values and journal entries it wrote."""
+        keys: list[Key] = [*self.put, *self.delete]
+        keys += [("timer", t.id) for t in self.schedule] + [("timer", i) for i in self.cancel]
+        if self.consume is not None:
+            keys.append(("timer", self.consume.timer.id))
+        keys += [("meta", name) for name in self.meta]
+        if self.journal:
+            keys.append(("journal", str(self.journal[-1].id)))
+        return keys
 
 
 @dataclass
@@ -136,8 +152,9 @@ class Store(Protocol):
         """The ids under an index value, the newest entry first."""
         ...
 
-    async def commit(self, changes: Changes, journal_size: int) -> None:
-        """Apply one unit of work atomically, keeping the newest `journal_size` journal entries. Raises Conflict."""
+    async def commit(self, changes: Changes, journal_size: int) -> int:
+        """Apply one unit of work atomically, keeping the newest `journal_size` journal entries. Raises Conflict.
+        Returns the change feed's number for it (0 if it changed nothing the feed names)."""
         ...
 
     async def claim_due(self, now: float, *, limit: int, lease_s: float) -> list[Claimed]:
@@ -149,6 +166,10 @@ class Store(Protocol):
         ...
 
     async def timers(self) -> list[Timer]: ...
+
+    async def get_timers(self, ids: list[str]) -> dict[str, Timer]:
+        """The timers that exist among `ids`."""
+        ...
 
     async def meta(self) -> dict[str, Any]: ...
 
@@ -163,8 +184,10 @@ class Store(Protocol):
 
     async def journal(self, *, after: int = 0, limit: int = 100) -> list[Entry]: ...
 
-    async def feed(self, after: int | None) -> tuple[int, list[Key]]:
-        """The keys changed by commits after the cursor, and the cursor to ask from next (None: from now on)."""
+    async def feed(self, after: int | None, *, limit: int = 1000) -> tuple[int, list[tuple[int, list[Key]]]]:
+        """The commits after the cursor, each as its number and the keys it changed (`Changes.feed_keys`), and
+        the cursor to ask from next (None: from now on). Numbers follow one another, so a first number beyond
+        `after + 1` means the feed no longer holds what came between (it keeps the last ten thousand or so)."""
         ...
 
     async def hold(self) -> None:
@@ -182,9 +205,9 @@ async def changes_since(store: Store, cursor: int | None, *, poll_s: float = 0.2
     if cursor is None:
         cursor, _ = await store.feed(None)
     while True:
-        cursor, keys = await store.feed(cursor)
-        if keys:
-            yield keys
+        cursor, rows = await store.feed(cursor)
+        if rows:
+            yield list(dict.fromkeys(key for _, keys in rows for key in keys))
         else:
             await asyncio.sleep(poll_s)
 
