@@ -399,7 +399,7 @@ class RedisStore:
         for e in changes.journal:
             journal += [str(e.id), _entry_meta(e), e.request_raw, e.response_raw]
         try:
-            return await self._client().eval(
+            number = await self._client().eval(
                 _COMMIT, 1, self._key("meta"), self.prefix, orjson.dumps(payload), *journal
             )
         except redis.ResponseError as exc:
