@@ -71,8 +71,8 @@ def create_app(config: Config | None = None) -> Gate:
         loop = asyncio.get_running_loop()
         mock.resume()
         tasks = [loop.create_task(mock.clock.run_forever())]
-        if mock.store is not None:
-            tasks.append(loop.create_task(mock.store.hold()))
+        if mock.term is not None:
+            tasks.append(loop.create_task(mock.follow()))
         if config.watch:
             from verifymock.reload import watch
 

@@ -15,7 +15,7 @@ import heapq
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +60,11 @@ def _unhandled(timer: Timer) -> None:
     raise LookupError(f"no function runs timers of kind {timer.kind!r}")
 
 
+@contextlib.asynccontextmanager
+async def _no_unit() -> AsyncIterator[None]:
+    yield
+
+
 def parse_mode(text: str) -> tuple[str, float]:
     """`real`, `manual` or `scaled:N` → (mode, scale)."""
     if text in ("real", "manual"):
@@ -98,6 +103,9 @@ class Clock:
         self.settle: Callable[[], Awaitable[None]] | None = None
         # called after timers ran outside a request (real and scaled clocks): the engine saves its state
         self.persist: Callable[[], None] | None = None
+        # what each run of timers happens in: with a store shared by several processes, the engine's unit of work
+        # (this process holds the term, caught up with the others, and commits before it lets go)
+        self.unit: Callable[[], contextlib.AbstractAsyncContextManager[None]] = _no_unit
 
     def export(self) -> dict[str, object]:
         """What a restart needs to go on: the time on this clock and the next timer number (timers are kept by
@@ -117,6 +125,31 @@ class Clock:
         self.cancelled = 0
         if self.mode != "real" and state.get("now") is not None:
             self._offset += float(state["now"]) - self.now()
+
+    def follow(self, state: dict[str, Any]) -> None:
+        """Another process moved the shared clock or numbered timers: go on from there."""
+        self._next_seq = max(self._next_seq, int(state["seq"]))
+        if self.mode != "real" and state.get("now") is not None:
+            self._offset += float(state["now"]) - self.now()
+
+    def adopt(self, timer: Timer) -> None:
+        """A timer another process scheduled (nothing to write: it is stored)."""
+        if timer.id in self._live:
+            return
+        self._next_seq = max(self._next_seq, timer.seq + 1)
+        entry = (timer.due, timer.seq, timer)
+        heapq.heappush(self._timers, entry)
+        self._live[timer.id] = timer
+        if self._wakeup is not None and entry is self._timers[0]:
+            self._wakeup.set()
+
+    def forget(self, timer_id: str) -> None:
+        """A timer another process ran or cancelled (nothing to write: it is gone from the store)."""
+        timer = self._live.pop(timer_id, None)
+        if timer is not None:
+            timer.cancelled = True
+            self.cancelled += 1
+        self.added.pop(timer_id, None)
 
     @property
     def label(self) -> str:
@@ -215,22 +248,30 @@ class Clock:
 
     async def _advance(self, target: float) -> int:
         ran = 0
-        while self._timers and self._timers[0][0] <= target:
-            timer = heapq.heappop(self._timers)[2]
-            if timer.cancelled:
-                self.cancelled -= 1
-                continue
-            if timer.due > self.now():
-                self._offset += timer.due - self.now()
-            self._run(timer)
-            ran += 1
+        while True:
+            async with self.unit():
+                timer = self._next_due(target)
+                if timer is None:
+                    if target > self.now():
+                        self._offset += target - self.now()
+                    return ran
+                if timer.due > self.now():
+                    self._offset += timer.due - self.now()
+                self._run(timer)
+                ran += 1
             # one timer's webhooks at a time, as a receiver would see them from the vendor (hundreds at once
             # overflowed a small receiver's backlog); each attempt is bounded by its deadline
             if self.settle is not None:
                 await self.settle()
-        if target > self.now():
-            self._offset += target - self.now()
-        return ran
+
+    def _next_due(self, by: float) -> Timer | None:
+        """Take the earliest live timer due by `by` off the heap."""
+        while self._timers and self._timers[0][0] <= by:
+            timer = heapq.heappop(self._timers)[2]
+            if not timer.cancelled:
+                return timer
+            self.cancelled -= 1
+        return None
 
     def _run(self, timer: Timer) -> None:
         self._live.pop(timer.id, None)
@@ -246,8 +287,10 @@ class Clock:
             return
         self._wakeup = asyncio.Event()
         while True:
-            if self.run_due() and self.persist is not None:
-                self.persist()
+            if self._timers and self._timers[0][0] <= self.now():
+                async with self.unit():
+                    if self.run_due() and self.persist is not None:
+                        self.persist()
             while self._timers and self._timers[0][2].cancelled:  # the heap's top is the next live timer
                 heapq.heappop(self._timers)
                 self.cancelled -= 1

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import secrets
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,8 @@ from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
 from verifymock.state.dirty import Dirty
 from verifymock.state.records import INDEXED, Records
-from verifymock.state.store import Changes, Conflict, Key, Store, open_store
+from verifymock.state.store import Changes, Conflict, Key, Loaded, Store, open_store
+from verifymock.state.term import Term
 from verifymock.ui import Listeners
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
@@ -46,6 +49,11 @@ EVICTED = ("call", "message", "verification", "transaction")
 # Set (to anything) to check, after every commit, that the store holds exactly the state: the tests' net for a change
 # that was made without being marked. It reads the whole store each time: for tests only.
 AUDIT_VARIABLE = "VERIFYMOCK_AUDIT_STATE"
+# With a store shared by several processes: how often one that is idle reads what the others committed (so that
+# its clock wakes for their timers), and how long an advance's lease on the clock lasts between renewals.
+FOLLOW_S = 0.25
+ADVANCE_LEASE_S = 5.0
+PSEUDO_KINDS = frozenset({"timer", "meta", "journal"})  # change feed keys that are not records
 
 _current: ContextVar[Mock] = ContextVar("verifymock_engine")
 
@@ -162,6 +170,15 @@ class Mock:
         self.restored = False
         self.changes = Listeners()
         self.clock.persist = self.webhooks.persist = self.persist
+        # a store shared with other processes: one decides at a time (the term), each first reading what the
+        # others committed since it last looked, from the change feed's cursor
+        self.term: Term | None = Term(self.store, self.catch_up) if self.store and self.store.shared else None
+        self._cursor = 0
+        self._own: set[int] = set()  # feed numbers of this process's own commits, which it need not read back
+        self._following: asyncio.Lock | None = None
+        self._reset_mark = ""  # moved by each reset, which the other processes see in the meta
+        if self.term is not None:
+            self.clock.unit = self.unit
         if self.store is not None:
             self.journal.unsaved = []
             self.dirty.enabled = self.clock.tracking = True
@@ -208,7 +225,7 @@ class Mock:
                 if record is not None and FINISHED[kind](record):
                     _cancel(self.clock, records.pop(record_id))
                     self.dirty(kind, record_id)
-        if self.store is not None:
+        if self.store is not None and self.term is None:  # (shared: every process holds what the others wrote)
             self._evict()
 
     async def _trim_disk(self, store: Store) -> None:
@@ -323,6 +340,10 @@ class Mock:
             ("tollfree", self.tollfree.requests),
         )
 
+    @staticmethod
+    def is_finished(kind: str, record: Any) -> bool:
+        return FINISHED[kind](record)
+
     def finished(self, kind: str, record_id: str) -> None:
         """A record's work is over: retention may let go of it from now on, oldest finished first."""
         self._finished[kind].append(record_id)
@@ -348,7 +369,11 @@ class Mock:
         if self.store is None:
             return True
         try:
-            await self._write(self.store)
+            if self.term is not None and not self.term.units:  # (timers ran or webhooks were attempted)
+                async with self.unit():
+                    await self._write(self.store)
+            else:
+                await self._write(self.store)
         except Exception:  # the cause is loud in the log; the answer says only that it could not be kept
             log.exception("saving state to %s failed", self.location)
             return False
@@ -415,6 +440,9 @@ class Mock:
 
     async def _commit(self, store: Store, changes: Changes) -> None:
         async with self._committing:  # one at a time: each expects the versions the one before it wrote
+            if self.term is not None:
+                await self._commit_shared(store, changes)
+                return
             try:
                 await store.commit(changes, self.config.journal_size)
             except Conflict as conflict:
@@ -423,6 +451,159 @@ class Mock:
                 self.versions[key] = changes.expect[key] + 1
             for key in changes.delete:
                 self.versions.pop(key, None)
+
+    async def _commit_shared(self, store: Store, changes: Changes) -> None:
+        """Under the term, whose holder is the only one deciding: a conflict means this process lost the term
+        while it decided (it stalled past its lease). What it decided is thrown away, it reads the whole state
+        again, and the requests of that commit are answered 503 (not kept), which a client may retry."""
+        assert self.term is not None
+        changes.term = self.term.held
+        try:
+            number = await store.commit(changes, self.config.journal_size)
+        except Conflict as conflict:
+            log.warning("state commit refused (%s): this process reads the state again", conflict)
+            await self._reload(store)
+            raise
+        if number:
+            self._own.add(number)
+        for key in changes.put:
+            self.versions[key] = changes.expect[key] + 1
+        for key in changes.delete:
+            self.versions.pop(key, None)
+
+    # -- several processes ---------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def unit(self) -> AsyncIterator[None]:
+        """A unit of work on a shared store: this process holds the term, caught up with the others, and what the
+        unit changed is committed before the term can pass on. Without a shared store, nothing to do."""
+        if self.term is None:
+            yield
+            return
+        await self.term.enter()
+        try:
+            yield
+            self.changed()
+            await self.commit_soon()
+        finally:
+            self.term.leave()
+
+    async def enter(self) -> None:
+        if self.term is not None:
+            await self.term.enter()
+
+    def leave(self) -> None:
+        if self.term is not None:
+            self.term.leave()
+
+    async def catch_up(self) -> None:
+        """Read what other processes committed since this one last looked, and hold it: the records they put or
+        deleted, their timers, the meta values they moved, their journal entries. A feed that no longer reaches
+        back to the cursor (or a reset) means reading everything again."""
+        assert self.store is not None
+        store = self.store
+        if self._following is None:
+            self._following = asyncio.Lock()
+        async with self._following:
+            while True:
+                cursor, rows = await store.feed(self._cursor)
+                if not rows:
+                    return
+                if rows[0][0] != self._cursor + 1:
+                    await self._reload(store)
+                    return
+                keys: dict[Key, None] = {}
+                for number, changed in rows:
+                    if number in self._own:
+                        self._own.discard(number)
+                    else:
+                        keys.update(dict.fromkeys(changed))
+                self._cursor = cursor
+                if keys and await self._follow(store, list(keys)):
+                    await self._reload(store)
+                    return
+
+    async def _follow(self, store: Store, keys: list[Key]) -> bool:
+        """Hold what the store holds for these keys; True if the whole state must be read again (a reset)."""
+        records = [key for key in keys if key[0] not in PSEUDO_KINDS]
+        found = await store.get_many(records) if records else {}
+        for key in records:
+            record = found.get(key)
+            if record is None:
+                if self.versions.pop(key, None) is not None or self._in_memory(*key):
+                    self.records.replace(*key, None)
+            elif self.versions.get(key) != record.version:
+                self.records.replace(*key, record.data)
+                self.versions[key] = record.version
+        timer_ids = [record_id for kind, record_id in keys if kind == "timer"]
+        if timer_ids:
+            timers = await store.get_timers(timer_ids)
+            for timer_id in timer_ids:
+                if timer_id in timers:
+                    self.clock.adopt(timers[timer_id])
+                else:
+                    self.clock.forget(timer_id)
+        if any(kind == "meta" for kind, _ in keys):
+            meta = await store.meta()
+            if meta.get("reset") != self._meta_written.get("reset"):
+                return True
+            self._use_meta(meta)
+        if any(kind == "journal" for kind, _ in keys) and self.config.journal_size:
+            entries = await store.journal(after=self.journal.last_id, limit=self.config.journal_size)
+            if entries:
+                self.journal.restore(entries)
+        return False
+
+    def _use_meta(self, meta: dict[str, Any]) -> None:
+        if "clock" in meta:
+            self.clock.follow(meta["clock"])
+        if self.signer.generated and "signer" in meta:  # one key signs for every process
+            self.signer.use_seed(meta["signer"])
+        self.webhooks.continue_from(int(meta.get("webhook_ids", 1)))
+        self.faults.continue_from(max(int(meta.get("fault_ids", 1)), self.faults.next_id()))
+        self._meta_written.update(meta)
+        self._reset_mark = str(meta.get("reset", ""))
+
+    async def _reload(self, store: Store) -> None:
+        """Throw away what this process holds and read the whole state again."""
+        self._forget_everything()
+        self._cursor, _ = await store.feed(None)
+        self._own.clear()
+        await self._adopt(await store.load(self.config.journal_size))
+
+    async def follow(self) -> None:
+        """While idle, read what the others commit, so this process's clock wakes for their timers too."""
+        assert self.term is not None
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            if self.term.token is None and not self.term.units:
+                try:
+                    await self.catch_up()
+                except Exception:
+                    log.exception("reading what other processes committed failed")
+
+    async def advance(self, seconds: float) -> int:
+        """Move the clock (`Clock.advance`); with a shared store, one advance at a time across every process."""
+        if self.term is None or self.store is None:
+            return await self.clock.advance(seconds)
+        token = await self.store.acquire("advance", ADVANCE_LEASE_S)
+        if token is None:
+            raise ApiError(
+                Problem.CONFLICT,
+                "The clock is already being advanced; wait for that advance to answer (if the process advancing it "
+                f"died, its hold on the clock runs out within {ADVANCE_LEASE_S:g} s).",
+            )
+        renewing = asyncio.get_running_loop().create_task(self._renew_advance(token))
+        try:
+            return await self.clock.advance(seconds)
+        finally:
+            renewing.cancel()
+            await self.store.release("advance", token)
+
+    async def _renew_advance(self, token: str) -> None:
+        assert self.store is not None
+        while await self.store.renew("advance", token, ADVANCE_LEASE_S):
+            await asyncio.sleep(ADVANCE_LEASE_S / 3)
 
     async def _overwrite(self, store: Store, changes: Changes, conflict: Conflict) -> None:
         """This process is the file's only writer (it holds its lock), so what it holds is the state: a version
@@ -448,6 +629,7 @@ class Mock:
             "webhook_ids": self.webhooks.next_id(),
             "fault_ids": self.faults.next_id(),
             "indexed": INDEXED,
+            **({"reset": self._reset_mark} if self.term is not None else {}),
         }
 
     async def _audit(self, store: Store) -> None:
@@ -487,7 +669,25 @@ class Mock:
         asyncio.get_running_loop().call_later(PERSIST_DELAY, commit)
 
     async def _restore(self, store: Store) -> bool:
+        if self.term is not None:  # what others commit while this reads is read again at the first catch-up
+            self._cursor, _ = await store.feed(None)
         loaded = await store.load(self.config.journal_size)
+        if not await self._adopt(loaded):
+            return False
+        if loaded.meta.get("indexed") != INDEXED:  # written by a version that kept other index entries, or none
+            for key in self.versions:
+                self.dirty(*key)
+            self.changed()
+            await self._write(store, reindex=True)
+            log.info("state file %s: index entries written again", self.location)
+        if self.scenarios.prune():
+            self.changed()
+        self.trim()  # finished records beyond the newest few of each kind stay on disk only
+        log.info("state restored from %s", self.location)
+        return True
+
+    async def _adopt(self, loaded: Loaded) -> bool:
+        """Hold what a store holds (False: it holds no state yet)."""
         self.journal.restore(loaded.journal if self.config.journal_size else [])
         meta = loaded.meta
         if "clock" not in meta:
@@ -502,18 +702,9 @@ class Mock:
         self.webhooks.continue_from(int(meta["webhook_ids"]))
         self.faults.continue_from(int(meta["fault_ids"]))
         self._meta_written = dict(meta)
+        self._reset_mark = str(meta.get("reset", ""))
         self.dirty.take()  # what was read is what is stored
         self.clock.take_changes()
-        if meta.get("indexed") != INDEXED:  # written by a version that kept other index entries, or none
-            for key in self.versions:
-                self.dirty(*key)
-            self.changed()
-            await self._write(store, reindex=True)
-            log.info("state file %s: index entries written again", self.location)
-        if self.scenarios.prune():
-            self.changed()
-        self.trim()  # finished records beyond the newest few of each kind stay on disk only
-        log.info("state restored from %s", self.location)
         return True
 
     def resume(self) -> None:
@@ -574,6 +765,21 @@ class Mock:
     async def reset(self) -> None:
         if self.clock.advancing:  # it would go on moving the clock and running timers after the reset
             raise ApiError(Problem.CONFLICT, "The clock is being advanced; reset once that advance has answered.")
+        store = self.store
+        if self.term is not None and store is not None:  # an advance in another process counts too
+            token = await store.acquire("advance", 1.0)
+            if token is None:
+                raise ApiError(Problem.CONFLICT, "The clock is being advanced; reset once that advance has answered.")
+            await store.release("advance", token)
+        self._forget_everything()
+        if store is not None:
+            await store.clear()
+        self.changed()
+        if self.term is not None:  # a new mark in the meta: the others read everything again (an empty state)
+            self._reset_mark = secrets.token_hex(8)
+
+    def _forget_everything(self) -> None:
+        """Memory as at start-up, before anything was read (the store is left as it is)."""
         self.journal.clear()
         self.clock.clear()
         self.phones.clear()
@@ -587,14 +793,11 @@ class Mock:
             finished.clear()
         self._on_disk = dict.fromkeys(self._on_disk, 0)
         self._disk_cursor = dict.fromkeys(self._disk_cursor, 0)
-        if self.store is not None:
-            await self.store.clear()
         self.versions.clear()
         self.dirty.take()
         self.clock.take_changes()
         self._unwritten = Changes()
         self._meta_written = {}
-        self.changed()
 
     # -- per request ---------------------------------------------------------------------------------------------
 

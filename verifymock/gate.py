@@ -27,6 +27,7 @@ access_log = logging.getLogger("verifymock.access")
 log = logging.getLogger("verifymock")
 
 CONTROL_PREFIX = "/_mock"
+ADVANCE_PATH = CONTROL_PREFIX + "/clock/advance"
 HEAD_KEY = "verifymock.head"  # in the scope of a HEAD request served as its GET
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -107,11 +108,22 @@ class Gate:
         cut = False  # a connection fault ate the rest of the response
         recorded = False
 
+        # with a store shared by several processes, the request is a unit of work under the term (engine.unit):
+        # an advance takes the term for each timer it runs instead, so others are served in between
+        entered = False
+
+        async def enter() -> None:
+            nonlocal entered
+            if self.mock.term is not None and not entered:
+                await self.mock.enter()
+                entered = True
+
         async def record() -> bool:
             """Journal the exchange and commit what it changed: done before any byte of the answer goes out, so a
             client that has its answer can count on it having been kept. False if it could not be kept."""
             nonlocal recorded
             recorded = True
+            await enter()
             if not (quiet and UI_HEADER in headers):  # the page's own reads would bury everything else
                 self._journal(
                     scope, headers, raw, status, b"".join(response_chunks), started, context.touched, context.fault
@@ -155,34 +167,40 @@ class Gate:
                 return
             await send(message)
 
-        fast = self.fast.match(scope, headers, raw) if error is None and self.fast is not None else None
-        if error is not None:
-            await self._send_error(scope, capture, error)
-        elif fast is not None:
-            await self._serve_fast(scope, capture, *fast)
-        else:
-            replayed = False
+        if scope["path"] != ADVANCE_PATH:
+            await enter()
+        try:
+            fast = self.fast.match(scope, headers, raw) if error is None and self.fast is not None else None
+            if error is not None:
+                await self._send_error(scope, capture, error)
+            elif fast is not None:
+                await self._serve_fast(scope, capture, *fast)
+            else:
+                replayed = False
 
-            async def replay() -> Message:
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": raw, "more_body": False}
-                return await receive()
+                async def replay() -> Message:
+                    nonlocal replayed
+                    if not replayed:
+                        replayed = True
+                        return {"type": "http.request", "body": raw, "more_body": False}
+                    return await receive()
 
-            await self.app(scope, replay, capture)
+                await self.app(scope, replay, capture)
 
-        if not recorded:
-            await record()
-        elapsed = (time.perf_counter() - started) * 1000
-        if config.access_log:
-            routing = scope["extensions"].get("connexion_routing") or {}
-            _, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
-            self._log(scope, operation.operation_id if operation else None, status, elapsed, context.scenario)
-        if cut:
-            # uvicorn closes the connection, sending nothing more, when the app returns a value: the only way an
-            # ASGI app can drop a connection (an exception would become a 500)
-            return True  # type: ignore[return-value]
+            if not recorded:
+                await record()
+            elapsed = (time.perf_counter() - started) * 1000
+            if config.access_log:
+                routing = scope["extensions"].get("connexion_routing") or {}
+                _, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
+                self._log(scope, operation.operation_id if operation else None, status, elapsed, context.scenario)
+            if cut:
+                # uvicorn closes the connection, sending nothing more, when the app returns a value: the only way an
+                # ASGI app can drop a connection (an exception would become a 500)
+                return True  # type: ignore[return-value]
+        finally:
+            if entered:
+                self.mock.leave()
 
     def _has_get(self, path: str) -> bool:
         return "GET" in (self.mock.concrete_paths.get(path) or self.mock.allowed_methods(path))

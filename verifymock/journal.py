@@ -106,6 +106,10 @@ class Journal:
             self._keep(row)
         self._ids = itertools.count((entries[-1].id + 1) if entries else 1)
 
+    @property
+    def last_id(self) -> int:
+        return int(self._entries[-1][0]) if self._entries else 0
+
     def _keep(self, row: tuple[Any, ...]) -> None:
         """Append, then drop the oldest while there are more than `size` entries or they hold more than `max_bytes`
         (each entry may hold 64 KiB of each body and the headers: by count alone, 10,000 of them could be 2 GB)."""

@@ -182,7 +182,7 @@ class Webhooks:
 
     def restore(self, deliveries: list[Delivery], next_id: int) -> None:
         self.by_id = {d.id: d for d in deliveries}
-        self.done = deque(d.id for d in deliveries if _over(d))
+        self.done = deque(d.id for d in deliveries if over(d))
         self._next_id = next_id
 
     def continue_from(self, next_id: int) -> None:
@@ -317,7 +317,7 @@ class Webhooks:
             await self._round(delivery)
         finally:
             delivery.in_flight = False
-            if _over(delivery):
+            if over(delivery):
                 self.done.append(delivery.id)
             self.dirty("delivery", delivery.id)  # its attempts, state and next retry
             if self.persist is not None:
@@ -378,7 +378,7 @@ class Webhooks:
         return ok
 
 
-def _over(delivery: Delivery) -> bool:
+def over(delivery: Delivery) -> bool:
     """No round is under way or due: delivered, failed or refused."""
     return delivery.state != "pending" and not delivery.in_flight and delivery.timer is None
 

@@ -222,6 +222,11 @@ def test_store_named_lease_has_one_holder_until_released_or_run_out(store: Store
     taken = run(store.acquire("advance", 60))
     assert taken and taken != short
     assert short is not None and not run(store.release("advance", short))  # a holder whose lease ran out
+    assert not run(store.renew("advance", short, 60))
+    renewed = run(store.acquire("renewed", 0.2))
+    assert renewed is not None and run(store.renew("renewed", renewed, 60))
+    time.sleep(0.3)
+    assert run(store.acquire("renewed", 60)) is None  # still held: the renewal moved its end
 
 
 def _entry(i: int) -> Entry:
@@ -354,15 +359,14 @@ def test_redis_store_keeps_every_key_under_its_prefix_and_hash_tag(redis_url: st
     client.close()
 
 
-def test_redis_store_prefix_is_served_by_one_process_at_a_time(redis_url: str, tmp_path: Path) -> None:
-    from verifymock.errors import ConfigError
-
+def test_redis_store_is_shared_by_every_process_on_its_prefix(redis_url: str, tmp_path: Path) -> None:
     spec = f"{redis_url}?prefix={tmp_path.name}"
-    first = RedisStore(spec)
-    with pytest.raises(ConfigError, match="already served by another verifymock process"):
-        RedisStore(spec, wait_s=0.3)
-    run(first.close())  # a clean stop gives the prefix back at once
-    run(RedisStore(spec, wait_s=0).close())
+    first, second = RedisStore(spec), RedisStore(spec)
+    create(first, "profile", "p1", name="one")
+    assert run(second.get_many([("profile", "p1")]))[("profile", "p1")].data == {"name": "one"}
+    assert first.shared and second.shared
+    run(first.close())
+    run(second.close())
 
 
 def test_redis_store_refuses_a_newer_layout_and_an_unreachable_server(redis_url: str, tmp_path: Path) -> None:

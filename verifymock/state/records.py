@@ -12,7 +12,7 @@ with `dataclasses.asdict` first took 40% of a commit).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -25,6 +25,7 @@ from verifymock.vendors.telesign import Transaction
 from verifymock.vendors.telnyx import Verification
 from verifymock.vendors.tollfree import TollFreeRequest
 from verifymock.webhooks import Delivery
+from verifymock.webhooks import over as _delivery_over
 
 if TYPE_CHECKING:
     from verifymock.engine import Mock
@@ -136,6 +137,59 @@ class Records:
             (m.telnyx.verifications if kind == "verification" else m.telesign.transactions)[record_id] = record
             m.finished(kind, record_id)
 
+    def replace(self, kind: str, record_id: str, data: Data | None) -> None:
+        """Hold what a store holds for one record that another process changed: updated in place (whoever holds
+        the object sees the change), added where its kind is kept, or let go of (None: deleted). Nothing is marked
+        changed: this is what is stored."""
+        m = self.mock
+        if kind in ("profile", "template", "binding", "nonce"):
+            home: dict[str, Any] = self._homes[kind][0]()
+            if data is None:
+                home.pop(record_id, None)
+            else:
+                home[record_id] = data if kind in ("profile", "template") else _PLAIN[kind](data)
+            return
+        if kind == "fault":
+            m.faults.active = [f for f in m.faults.active if str(f.id) != record_id]
+            if data is not None:
+                m.faults.active = sorted([*m.faults.active, Fault(**data)], key=lambda f: f.id)
+            return
+        key: Any = int(record_id) if kind == "delivery" else record_id
+        homes: dict[str, dict[Any, Any]] = {
+            "call": m.phones.by_id,
+            "message": m.phones.messages_by_id,
+            "verification": m.telnyx.verifications,
+            "transaction": m.telesign.transactions,
+            "tollfree": m.tollfree.requests,
+            "delivery": m.webhooks.by_id,
+        }
+        held, home = homes[kind].get(key), homes[kind]
+        if data is None:
+            home.pop(key, None)
+            if kind == "message" and held is not None:
+                m.phones.messages.remove(held)
+            return
+        record = _FROM_DATA[kind](data)
+        if held is not None:
+            for f in fields(record):
+                setattr(held, f.name, getattr(record, f.name))
+            record = held
+        else:
+            home[key] = record
+            if kind == "message":
+                m.phones.messages.append(record)
+        self._finishing(kind, key, record)
+
+    def _finishing(self, kind: str, key: Any, record: Any) -> None:
+        """A record changed elsewhere may have finished: retention learns of it as it would have here."""
+        m = self.mock
+        if kind == "call" and not record.live and key not in m.phones.ended:
+            m.phones.ended.append(key)
+        elif kind == "delivery" and _delivery_over(record) and key not in m.webhooks.done:
+            m.webhooks.done.append(key)
+        elif kind in ("verification", "transaction", "tollfree") and m.is_finished(kind, record):
+            m.finished(kind, key)
+
     def restore(self, rows: list[tuple[str, str, Data]]) -> None:
         """Put records read from a store (oldest first) back where the engine keeps them."""
         m = self.mock
@@ -159,6 +213,15 @@ class Records:
         m.webhooks.restore(deliveries, max((d.id for d in deliveries), default=0) + 1)
 
 
+_PLAIN: dict[str, Callable[[Data], Any]] = {"binding": lambda d: d["scenario"], "nonce": lambda d: float(d["at"])}
+_FROM_DATA: dict[str, Callable[[Data], Any]] = {
+    "call": Call.from_data,
+    "message": Message.from_data,
+    "verification": Verification.from_data,
+    "transaction": Transaction.from_data,
+    "tollfree": TollFreeRequest.from_data,
+    "delivery": Delivery.from_data,
+}
 _DECODERS: dict[str, Callable[[Data], Any]] = {
     "call": Call.from_data,
     "message": Message.from_data,

@@ -31,7 +31,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -49,7 +48,6 @@ log = logging.getLogger("verifymock.state")
 
 LAYOUT = 1  # the key layout this code writes; a store written in a newer one is refused
 FEED_KEPT = 10_000  # commits the change feed remembers (about: the stream is trimmed lazily)
-SERVER_LEASE_S = 10.0  # one server per prefix: a killed one's hold runs out after this long
 DEFAULT_PREFIX = "verifymock"
 _CONFLICT = "CONFLICT "
 _URL_FIX = "use redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0"
@@ -237,23 +235,24 @@ def parse_url(spec: str) -> tuple[str, str]:
 
 
 class RedisStore:
-    def __init__(self, spec: str, *, wait_s: float = SERVER_LEASE_S) -> None:
+    shared = True  # any number of processes, on any number of machines
+
+    def __init__(self, spec: str) -> None:
         self.url, self.prefix = parse_url(spec)
         self.location = spec
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
-        self._token = self._start(wait_s)
+        self._start()
 
     # -- start-up, in plain blocking calls (before any event loop runs) --------------------------------------------
 
-    def _start(self, wait_s: float) -> str:
-        """Check the server and the layout, and take the server lease (one process per prefix: until the engine
-        reads what others commit, a second one would keep its own state and overwrite the first's)."""
+    def _start(self) -> None:
+        """Check the server and the layout (a prefix written by a newer verifymock is refused)."""
         try:
             sync = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
         except ValueError as exc:
             raise ConfigError("--state", self.location, f"is not a Redis URL ({exc})", _URL_FIX) from exc
         try:
-            return self._take(sync, wait_s)
+            self._take(sync)
         except redis.RedisError as exc:
             raise ConfigError(
                 "--state", self.location, f"cannot be reached or used ({exc})", "start Redis there, or pass its URL"
@@ -261,7 +260,7 @@ class RedisStore:
         finally:
             sync.close()
 
-    def _take(self, sync: redis.Redis, wait_s: float) -> str:
+    def _take(self, sync: redis.Redis) -> None:
         meta = sync.hgetall(f"{self.prefix}:meta")
         layout = int(json.loads(meta.get(b"layout", b"0")))
         if layout > LAYOUT:
@@ -273,20 +272,7 @@ class RedisStore:
                 f"reads layout {LAYOUT}",
                 "upgrade verifymock, or use another prefix (?prefix=NAME)",
             )
-        token = secrets.token_hex(8)
-        lease = f"{self.prefix}:lease:server"
-        deadline = time.monotonic() + wait_s
-        while not sync.set(lease, token, nx=True, px=int(SERVER_LEASE_S * 1000)):
-            if time.monotonic() >= deadline:
-                raise ConfigError(
-                    "--state",
-                    self.location,
-                    f"is already served by another verifymock process (its lease did not run out in {wait_s:g} s)",
-                    "stop that server, or give this one another prefix (?prefix=NAME)",
-                )
-            time.sleep(0.2)
         sync.hset(f"{self.prefix}:meta", mapping={"layout": LAYOUT, "version": json.dumps(__version__)})
-        return token
 
     def _client(self) -> Any:  # (redis-py types its answers as bytes or str by a flag: ours are bytes)
         loop = asyncio.get_running_loop()
@@ -419,34 +405,25 @@ class RedisStore:
         taken = await self._client().set(self._key("lease", name), token, nx=True, px=max(1, int(ttl_s * 1000)))
         return token if taken else None
 
+    async def renew(self, name: str, token: str, ttl_s: float) -> bool:
+        return bool(await self._client().eval(_RENEW, 1, self._key("lease", name), token, max(1, int(ttl_s * 1000))))
+
     async def release(self, name: str, token: str) -> bool:
         return bool(await self._client().eval(_RELEASE, 1, self._key("lease", name), token))
 
-    async def hold(self) -> None:
-        """Renew the server lease while the server runs. If it was lost (the process stalled past the lease and
-        another took the prefix), say so loudly: two servers now write the same state."""
-        name = self._key("lease", "server")
-        while True:
-            await asyncio.sleep(SERVER_LEASE_S / 3)
-            renewed = await self._client().eval(_RENEW, 1, name, self._token, int(SERVER_LEASE_S * 1000))
-            if not renewed:
-                log.error("the lease on %s was lost: another verifymock process may be serving it", self.location)
-                await self._client().set(name, self._token, nx=True, px=int(SERVER_LEASE_S * 1000))
-
     async def clear(self) -> None:
-        """Everything under the prefix but the server lease, the layout and the counters (cursors stay valid)."""
+        """Everything under the prefix but the leases, the layout and the counters (cursors stay valid)."""
         r = self._client()
-        kept = {self._key(k).encode() for k in ("lease:server", "seq", "feedseq")}
+        kept = {self._key(k).encode() for k in ("seq", "feedseq", "meta")}
+        leases = self._key("lease:").encode()
         async for key in r.scan_iter(match=f"{_glob(self.prefix)}:*", count=1000):
-            if key not in kept and key != self._key("meta").encode():
+            if key not in kept and not key.startswith(leases):
                 await r.unlink(key)
         meta = self._key("meta")
         await r.hdel(meta, *[k for k in await r.hkeys(meta) if k not in (b"layout", b"version")] or [b"-"])
 
     async def close(self) -> None:
-        client = self._client()
-        await client.eval(_RELEASE, 1, self._key("lease", "server"), self._token)
-        await client.aclose()
+        await self._client().aclose()
         self._clients.clear()
 
 

@@ -13,7 +13,6 @@ than this code is refused with the fix. A file is served by one process at a tim
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import logging
@@ -147,6 +146,8 @@ _NO_ENTRIES = "[]"
 
 
 class SqliteStore:
+    shared = False  # one server per file
+
     def __init__(self, path: Path) -> None:
         self.location = f"sqlite:{path}"
         try:
@@ -406,17 +407,21 @@ class SqliteStore:
             db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", (name, token, real + ttl_s))
         return token
 
+    async def renew(self, name: str, token: str, ttl_s: float) -> bool:
+        with _Transaction(self._db):
+            kept = self._db.execute(
+                "UPDATE leases SET until = ? WHERE name = ? AND token = ?", (time.time() + ttl_s, name, token)
+            )
+        return kept.rowcount == 1
+
     async def release(self, name: str, token: str) -> bool:
         with _Transaction(self._db):
             gone = self._db.execute("DELETE FROM leases WHERE name = ? AND token = ?", (name, token))
         return gone.rowcount == 1
 
-    async def hold(self) -> None:
-        await asyncio.Event().wait()  # the file's lock is held until close, or until the process dies
-
     async def clear(self) -> None:
         with _Transaction(self._db):
-            for table in ("records", "indexes", "timers", "journal", "commits", "leases"):
+            for table in ("records", "indexes", "timers", "journal", "commits"):  # (leases stay held)
                 self._db.execute(f"DELETE FROM {table}")  # (the names are ours)
 
     async def close(self) -> None:

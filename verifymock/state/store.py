@@ -135,6 +135,7 @@ class Store(Protocol):
     state, and it lasts as long as the process."""
 
     location: str
+    shared: bool  # other processes may commit to it too (the engine then decides under the term, term.py)
 
     async def load(self, journal_size: int) -> Loaded:
         """Meta, every record, every timer and the newest `journal_size` entries."""
@@ -178,6 +179,10 @@ class Store(Protocol):
         another holder's lease is live."""
         ...
 
+    async def renew(self, name: str, token: str, ttl_s: float) -> bool:
+        """Extend a lease still held; False if it had run out and someone else took it."""
+        ...
+
     async def release(self, name: str, token: str) -> bool:
         """Give back a lease; False if it had run out and someone else took it."""
         ...
@@ -188,11 +193,6 @@ class Store(Protocol):
         """The commits after the cursor, each as its number and the keys it changed (`Changes.feed_keys`), and
         the cursor to ask from next (None: from now on). Numbers follow one another, so a first number beyond
         `after + 1` means the feed no longer holds what came between (it keeps the last ten thousand or so)."""
-        ...
-
-    async def hold(self) -> None:
-        """Run while the server runs, keeping the store this process's (a file's lock needs nothing; a networked
-        lease is renewed)."""
         ...
 
     async def clear(self) -> None: ...

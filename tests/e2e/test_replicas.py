@@ -1,0 +1,221 @@
+"""Two replicas on one Redis behave as one mock: real servers on loopback ports, a real Valkey server, the official
+Telnyx SDK sent to both in alternation as a round-robin load balancer would, and a real webhook receiver."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import telnyx
+
+from tests.helpers import PROFILE_BODY, REPO, TELNYX_AUTH, make_profile, running
+from tests.receiver import webhook_receiver
+from verifymock.state.term import TTL_S
+
+NUMBER = "+13035551234"
+
+
+@pytest.fixture
+def replicas(redis_url: str, tmp_path: Path) -> Iterator[list[str]]:
+    """Two servers sharing one prefix on the tests' Redis server: their base URLs."""
+    options = ["--state", f"{redis_url}?prefix={tmp_path.name}", "--clock", "manual", "--quiet"]
+    with ExitStack() as stack:
+        yield [stack.enter_context(running(options, cwd=REPO))[0] for _ in range(2)]
+
+
+class RoundRobin(httpx.HTTPTransport):
+    """Sends each request to the next replica in turn."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__()
+        self.ports = [httpx.URL(url).port for url in urls]
+        self.sent = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(port=self.ports[self.sent % len(self.ports)])
+        self.sent += 1
+        return super().handle_request(request)
+
+
+def _sdk(url: str, transport: httpx.BaseTransport | None = None) -> telnyx.Telnyx:
+    client = httpx.Client(transport=transport) if transport is not None else None
+    return telnyx.Telnyx(api_key="KEY-test", base_url=f"{url}/v2", max_retries=0, http_client=client)
+
+
+def _dtmf_confirm(sdk: telnyx.Telnyx, profile_id: str, number: str = NUMBER) -> dict[str, Any]:
+    result = sdk.post(
+        "/verifications/dtmf_confirm", body={"phone_number": number, "verify_profile_id": profile_id}, cast_to=object
+    )
+    assert isinstance(result, dict)
+    return dict(result["data"])
+
+
+def _wait(condition: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_replicas_serve_one_verification_through_a_round_robin(replicas: list[str]) -> None:
+    a, b = replicas
+    with webhook_receiver() as receiver, httpx.Client(base_url=b) as control_b:
+        body = {k: v for k, v in PROFILE_BODY.items() if k not in ("name", "dtmf_confirm")}
+        profile = _sdk(a).verify_profiles.create(
+            name="Acme login",
+            webhook_url=f"{receiver.url}/hook",
+            extra_body={"dtmf_confirm": {"default_timeout_secs": 300}, **body},
+        )
+        assert profile.data is not None and profile.data.id is not None
+        verification = _dtmf_confirm(_sdk(b), profile.data.id)
+        assert verification["status"] == "pending"
+        assert control_b.post(f"/_mock/handsets/{NUMBER}/answer").status_code == 200
+        assert control_b.post(f"/_mock/handsets/{NUMBER}/press", json={"digits": "1"}).status_code == 200
+        _wait(lambda: receiver.at("/hook"))
+        balanced = _sdk(a, RoundRobin([a, b]))
+        for _ in range(4):  # each replica answers twice, the same
+            found = balanced.verifications.retrieve(verification["id"])
+            assert found.data is not None and found.data.status == "accepted"
+        time.sleep(0.5)  # nothing more comes
+        [received] = receiver.at("/hook")
+        keys = {httpx.get(f"{url}/_mock/keys").json()["telnyx"]["public_key"] for url in replicas}
+        assert len(keys) == 1  # one signing key for the whole mock
+        event = balanced.webhooks.unwrap(received.body.decode(), headers=received.headers, key=keys.pop())
+        assert event.data is not None
+        payload = orjson.loads(received.body)["data"]["payload"]
+        assert (payload["id"], payload["status"]) == (verification["id"], "accepted")
+        for url in replicas:  # both show the one delivery, delivered
+            deliveries = httpx.get(f"{url}/_mock/webhooks").json()["data"]
+            assert [(d["subject"], d["state"]) for d in deliveries] == [(verification["id"], "delivered")]
+
+
+def test_replicas_share_the_clock_and_refuse_a_second_advance(replicas: list[str]) -> None:
+    a, b = replicas
+    with webhook_receiver() as receiver:
+        with httpx.Client(base_url=a, headers=TELNYX_AUTH) as client:
+            profile_id = make_profile(client, webhook_url=f"{receiver.url}/held")
+            client.post(
+                "/v2/verifications/dtmf_confirm", json={"phone_number": NUMBER, "verify_profile_id": profile_id}
+            )
+        # the default callee answers at 2 s and presses 1 at 5 s: the webhook is held by the receiver
+        first = ThreadPoolExecutor(1).submit(httpx.post, f"{a}/_mock/clock/advance", json={"seconds": 60}, timeout=60)
+        _wait(lambda: receiver.at("/held"))
+        second = httpx.post(f"{b}/_mock/clock/advance", json={"seconds": 1})
+        assert second.status_code == 409, second.text
+        assert httpx.post(f"{b}/_mock/reset").status_code == 409
+        assert httpx.get(f"{b}/v2/verify_profiles/{profile_id}", headers=TELNYX_AUTH).status_code == 200  # served
+        receiver.held.set()
+        assert first.result().status_code == 200
+        clocks = {httpx.get(f"{url}/_mock/clock").json()["now"] for url in replicas}
+        assert clocks == {"2026-01-01T00:01:00Z"}
+        assert httpx.post(f"{b}/_mock/clock/advance", json={"seconds": 60}).json()["now"] == "2026-01-01T00:02:00Z"
+        assert httpx.get(f"{a}/_mock/clock").json()["now"] == "2026-01-01T00:02:00Z"
+
+
+@pytest.mark.parametrize("first", ["press", "timeout"])
+def test_replicas_a_keypress_racing_the_timeout_has_one_outcome_and_one_webhook(
+    replicas: list[str], first: str
+) -> None:
+    a, b = replicas
+    with webhook_receiver() as receiver, httpx.Client(base_url=a, headers=TELNYX_AUTH) as client:
+        profile_id = make_profile(client, webhook_url=f"{receiver.url}/hook")
+        numbers = [f"+1303555{i:04d}" for i in range(6)]
+        ids = {}
+        for number in numbers:
+            body = {"phone_number": number, "verify_profile_id": profile_id}
+            response = client.post(
+                "/v2/verifications/dtmf_confirm", json=body, headers={"X-Mock-Scenario": "interactive"}
+            )
+            ids[number] = response.json()["data"]["id"]
+            assert client.post(f"/_mock/handsets/{number}/answer").status_code == 200
+
+        def press(number: str) -> None:
+            httpx.post(f"{b}/_mock/handsets/{number}/press", json={"digits": "1"})
+
+        def advance() -> None:
+            assert httpx.post(f"{a}/_mock/clock/advance", json={"seconds": 3600}, timeout=60).status_code == 200
+
+        with ThreadPoolExecutor(len(numbers) + 1) as pool:  # both at once, one of them a little ahead
+            if first == "press":
+                waits = [pool.submit(press, n) for n in numbers]
+                time.sleep(0.01)
+                waits.append(pool.submit(advance))
+            else:
+                waits = [pool.submit(advance)]
+                time.sleep(0.01)
+                waits += [pool.submit(press, n) for n in numbers]
+            for wait in waits:
+                wait.result()
+        _wait(lambda: len(receiver.at("/hook")) >= len(numbers))
+        time.sleep(0.5)
+        subjects = [orjson.loads(r.body)["data"]["payload"]["id"] for r in receiver.at("/hook")]
+        assert sorted(subjects) == sorted(ids.values())  # one webhook each
+        for number, verification_id in ids.items():
+            statuses = {
+                httpx.get(f"{url}/v2/verifications/{verification_id}", headers=TELNYX_AUTH).json()["data"]["status"]
+                for url in replicas
+            }
+            assert len(statuses) == 1 and statuses <= {"accepted", "expired", "invalid"}, (number, statuses)
+
+
+def test_replicas_a_replica_killed_while_it_decides_loses_nothing_and_runs_nothing_twice(
+    redis_url: str, tmp_path: Path
+) -> None:
+    options = ["--state", f"{redis_url}?prefix={tmp_path.name}", "--clock", "manual", "--quiet"]
+    answered: dict[str, str] = {}
+    lock = threading.Lock()
+    with webhook_receiver() as receiver, ExitStack() as stack:
+        (a, process_a), (b, _) = (stack.enter_context(running(options, cwd=REPO)) for _ in range(2))
+        with httpx.Client(base_url=a, headers=TELNYX_AUTH) as client:
+            profile_id = make_profile(client, webhook_url=f"{receiver.url}/hook")
+        killed = threading.Event()
+
+        def verify(i: int) -> None:
+            url = (a, b)[i % 2]
+            number = f"+1312555{i:04d}"
+            try:
+                response = httpx.post(
+                    f"{url}/v2/verifications/dtmf_confirm",
+                    json={"phone_number": number, "verify_profile_id": profile_id},
+                    headers=TELNYX_AUTH,
+                    timeout=30,
+                )
+            except httpx.TransportError:
+                return  # replica A died under this request: it was never answered
+            if response.status_code == 200:
+                with lock:
+                    answered[response.json()["data"]["id"]] = number
+                    if len(answered) == 60 and not killed.is_set():
+                        process_a.kill()  # SIGKILL, most likely while it holds the term
+                        killed.set()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(verify, range(200)))
+        assert killed.is_set() and len(answered) >= 60
+        # replica B goes on once A's term has run out (TTL_S); every answered verification is there
+        advanced = httpx.post(f"{b}/_mock/clock/advance", json={"seconds": 6}, timeout=TTL_S + 120)
+        assert advanced.status_code == 200, advanced.text
+        for verification_id in answered:
+            data = httpx.get(f"{b}/v2/verifications/{verification_id}", headers=TELNYX_AUTH).json()["data"]
+            assert data["status"] == "accepted", data
+        _wait(lambda: len(receiver.at("/hook")) >= len(answered), 30)
+        subjects = [orjson.loads(r.body)["data"]["payload"]["id"] for r in receiver.at("/hook")]
+        assert set(answered) <= set(subjects)
+        assert len(subjects) == len(set(subjects))  # each timer ran once: one webhook per verification
+
+
+def test_replicas_show_every_replicas_journal(replicas: list[str]) -> None:
+    a, b = replicas
+    httpx.get(f"{a}/v2/verify_profiles", headers=TELNYX_AUTH)
+    httpx.get(f"{b}/v2/verify_profiles/missing", headers=TELNYX_AUTH)
+    for url in replicas:
+        paths = [e["path"] for e in httpx.get(f"{url}/_mock/journal").json()["data"]]
+        assert "/v2/verify_profiles" in paths and "/v2/verify_profiles/missing" in paths
