@@ -85,6 +85,8 @@ def create_app(config: Config | None = None) -> Gate:
             await mock.webhooks.settle()
             mock.changed()
             await mock.commit()
+            if mock.term is not None:
+                await mock.term.close()
             if mock.store is not None:
                 await mock.store.close()
 

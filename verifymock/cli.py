@@ -59,6 +59,13 @@ def parser() -> argparse.ArgumentParser:
         "redis://HOST:PORT/DB[?prefix=NAME] (the same kept in Redis or Valkey, under the prefix)",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes serving the one port, sharing the state (needs --state sqlite: or redis://; default 1)",
+    )
+    serve.add_argument(
         "--telnyx-signing-key",
         metavar="BASE64",
         help="base64 32-byte Ed25519 seed that signs Telnyx webhooks (default: a new key at each start; "
@@ -212,12 +219,23 @@ def config_from(args: argparse.Namespace) -> Config:
         watch=args.watch,
         clock=args.clock,
         state=args.state,
+        workers=args.workers,
         telnyx_signing_key=args.telnyx_signing_key,
         telesign_customers=dict(_customer(value) for value in args.telesign_customer),
         telesign_date_tolerance=args.telesign_date_tolerance,
         telesign_callback_url=args.telesign_callback_url,
         cm_product_tokens=args.cm_product_token,
     )
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_format == "json":  # request lines are bare JSON objects, one per line, for log shippers
+        access = logging.getLogger("verifymock.access")
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
 
 
 def _customer(value: str) -> tuple[str, str]:
@@ -254,20 +272,17 @@ def main(argv: list[str] | None = None) -> int:
         except (ConfigErrors, ConfigError) as exc:
             print(f"verifymock: {exc}", file=sys.stderr)
             return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.log_format == "json":  # request lines are bare JSON objects, one per line, for log shippers
-        access = logging.getLogger("verifymock.access")
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
-        access.propagate = False
+    configure_logging(args)
     try:
         config = config_from(args)
         config.check()
         gc.disable()  # until start-up is over (see verifymock.server.serve); the imports are most of it
-        from verifymock.server import serve  # imported late: --help stays fast
+        from verifymock.server import serve, serve_workers  # imported late: --help stays fast
 
-        serve(config, log_level=args.log_level)
+        if config.workers > 1:
+            serve_workers(config, argv, log_level=args.log_level)
+        else:
+            serve(config, log_level=args.log_level)
     except ConfigErrors as exc:
         for error in exc.errors:
             print(f"verifymock: {error}", file=sys.stderr)

@@ -18,6 +18,9 @@ MIB = 1024 * 1024
 DEFAULT_RETAIN = 1_000
 
 
+MAX_WORKERS = 64
+
+
 @dataclass
 class Config:
     host: str = "127.0.0.1"
@@ -43,6 +46,8 @@ class Config:
     allow_callback_hosts: list[str] | None = None
     clock: str = "real"  # real, manual or scaled:N
     state: str = "memory"  # memory, sqlite:PATH or redis://HOST:PORT/DB to keep state across restarts
+    workers: int = 1  # processes serving one port, sharing the state store
+    worker: bool = False  # this process is one of --workers (their supervisor holds a state file's lock)
     telnyx_signing_key: str | None = None  # base64 Ed25519 seed (32 bytes); generated at start when absent
     telesign_customers: dict[str, str] = field(default_factory=dict)  # customer id -> base64 API key
     telesign_callback_url: str | None = None  # where callbacks go when a request names no callback_url
@@ -79,6 +84,17 @@ class Config:
         ):
             if value < least:
                 raise ConfigError(flag, str(value), f"must be at least {least}", f"pass a number from {least} up")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError("--workers", str(self.workers), "is out of range", f"pass 1 to {MAX_WORKERS}")
+        if self.workers > 1 and self.state == "memory":
+            raise ConfigError(
+                "--workers",
+                str(self.workers),
+                "needs state the workers share, and memory state lives in one process",
+                "add --state sqlite:PATH or --state redis://HOST:PORT/DB",
+            )
+        if self.workers > 1 and self.watch:
+            raise ConfigError("--workers", str(self.workers), "cannot reload with --watch", "drop one of the two")
         if self.port > 65535:
             raise ConfigError("--port", str(self.port), "is not a TCP port", "pass 0 to 65535 (0 picks a free one)")
         if not 0 <= self.telesign_date_tolerance < 10**9:

@@ -156,7 +156,8 @@ class Mock:
         self.mounted: list[Mounted] = self._load(config)
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
-        self.store: Store | None = open_store(config.state)  # None: memory, the engine's dicts are the state
+        # None: memory, the engine's dicts are the state
+        self.store: Store | None = open_store(config.state, worker=config.worker)
         self.location = self.store.location if self.store else "memory"
         self.versions: dict[Key, int] = {}  # each stored record's version, which its next commit must find
         self._dirty = False
@@ -727,6 +728,12 @@ class Mock:
         self.mounted = mounted
         self._by_prefix = sorted(self.mounted, key=lambda m: len(m.spec.prefix), reverse=True)
         self.concrete_paths = self._concrete_paths(self.mounted)
+
+    @classmethod
+    def check_specs(cls, config: Config) -> None:
+        """Raise ConfigErrors if the configured specs, handlers or scenarios would not load."""
+        cls._load(config)
+        load_scenarios(config.scenario_dirs())
 
     @staticmethod
     def _load(config: Config, fresh: bool = False) -> list[Mounted]:

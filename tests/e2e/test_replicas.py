@@ -219,3 +219,51 @@ def test_replicas_show_every_replicas_journal(replicas: list[str]) -> None:
     for url in replicas:
         paths = [e["path"] for e in httpx.get(f"{url}/_mock/journal").json()["data"]]
         assert "/v2/verify_profiles" in paths and "/v2/verify_profiles/missing" in paths
+
+
+# -- serve --workers N: processes on one port ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_workers_share_one_port_and_one_state(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    state = (
+        f"sqlite:{tmp_path / 'mock.db'}"
+        if store == "sqlite"
+        else f"{request.getfixturevalue('redis_url')}?prefix={tmp_path.name}"
+    )
+    options = ["--workers", "3", "--state", state, "--clock", "manual", "--quiet"]
+    with webhook_receiver() as receiver, running(options, cwd=REPO) as (url, supervisor):
+        workers = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text().split()
+        assert len(workers) >= 3  # (and uvicorn's own helper, if any)
+        # a new connection for every request: the kernel hands each to whichever worker accepts it
+        fresh = httpx.Client(base_url=url, headers=TELNYX_AUTH, limits=httpx.Limits(max_keepalive_connections=0))
+        with fresh:
+            profile_id = make_profile(fresh, webhook_url=f"{receiver.url}/hook")
+            body = {"phone_number": NUMBER, "verify_profile_id": profile_id}
+            created = fresh.post("/v2/verifications/dtmf_confirm", json=body)
+            assert created.status_code == 200, created.text
+            path = f"/v2/verifications/{created.json()['data']['id']}"
+            assert {fresh.get(path).json()["data"]["status"] for _ in range(10)} == {"pending"}
+            assert fresh.post("/_mock/clock/advance", json={"seconds": 6}).status_code == 200  # answered, pressed 1
+            _wait(lambda: receiver.at("/hook"))
+            assert {fresh.get(path).json()["data"]["status"] for _ in range(10)} == {"accepted"}
+            time.sleep(0.5)
+            assert len(receiver.at("/hook")) == 1
+
+
+def test_workers_refuse_memory_state_with_the_fix() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "verifymock", "serve", "--workers", "2", "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "verifymock: --workers at 2: needs state the workers share, and memory state lives in one process "
+        "(add --state sqlite:PATH or --state redis://HOST:PORT/DB)"
+    ]

@@ -146,26 +146,28 @@ _NO_ENTRIES = "[]"
 
 
 class SqliteStore:
-    shared = False  # one server per file
-
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, shared: bool = False) -> None:
+        """`shared`: one of the workers of `serve --workers`, which share the file (their supervisor holds its lock,
+        so no other server opens it); otherwise this process locks the file for itself."""
         self.location = f"sqlite:{path}"
+        self.shared = shared
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError("--state", self.location, f"cannot be made: {exc}", "pass a writable path") from exc
-        self._lock = _exclusive(path, self.location)
+        self._lock = None if shared else _exclusive(path, self.location)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout = 10000")  # (workers take turns writing)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             with _Transaction(self._db):
                 self._open()
         except ConfigError:
-            self._lock.close()
+            self._unlock()
             raise
         except sqlite3.Error as exc:
-            self._lock.close()
+            self._unlock()
             raise ConfigError("--state", self.location, f"cannot be opened: {exc}", "pass a writable file") from exc
 
     def _open(self) -> None:
@@ -426,7 +428,11 @@ class SqliteStore:
 
     async def close(self) -> None:
         self._db.close()
-        self._lock.close()  # (the lock goes with it, as it does when the process dies)
+        self._unlock()  # (the lock goes with it, as it does when the process dies)
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
 
 
 def _timer_seq(timer_id: str) -> int:

@@ -226,8 +226,9 @@ def check_store_spec(spec: str) -> None:
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
-def open_store(spec: str) -> Store | None:
-    """None for `memory` (nothing is kept beyond the engine's own dicts), else the store `spec` names."""
+def open_store(spec: str, *, worker: bool = False) -> Store | None:
+    """None for `memory` (nothing is kept beyond the engine's own dicts), else the store `spec` names. A worker of
+    `serve --workers` shares a SQLite file with the other workers (their supervisor holds its lock)."""
     check_store_spec(spec)
     if spec == "memory":
         return None
@@ -237,4 +238,4 @@ def open_store(spec: str) -> Store | None:
         return RedisStore(spec)
     from verifymock.state.sqlite import SqliteStore
 
-    return SqliteStore(Path(spec.partition(":")[2]))
+    return SqliteStore(Path(spec.partition(":")[2]), shared=worker)

@@ -110,6 +110,19 @@ class Term:
                 self._giving = None
                 changed.notify_all()
 
+    async def close(self) -> None:
+        """Shutting down: give the term back (the others need not wait for it to run out)."""
+        for task in (self._taking, self._giving):
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
+        if self._renewing is not None:
+            self._renewing.cancel()
+        if self.token is not None:
+            token, self.token = self.token, None
+            with contextlib.suppress(Exception):
+                await self.store.release(NAME, token)
+
     async def _renew(self, token: str) -> None:
         while True:
             await asyncio.sleep(TTL_S / 3)
