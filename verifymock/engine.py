@@ -53,6 +53,8 @@ AUDIT_VARIABLE = "VERIFYMOCK_AUDIT_STATE"
 # its clock wakes for their timers), and how long an advance's lease on the clock lasts between renewals.
 FOLLOW_S = 0.25
 ADVANCE_LEASE_S = 5.0
+LIVE_LEASE_S = 5.0  # a process that stops renewing its liveness this long is taken for dead: others take its rounds
+FEED_PAGE = 1000  # commits read from the feed at a time
 PSEUDO_KINDS = frozenset({"timer", "meta", "journal"})  # change feed keys that are not records
 
 _current: ContextVar[Mock] = ContextVar("verifymock_engine")
@@ -180,6 +182,7 @@ class Mock:
         self._reset_mark = ""  # moved by each reset, which the other processes see in the meta
         if self.term is not None:
             self.clock.unit = self.unit
+            self.webhooks.owner = secrets.token_hex(6)
         if self.store is not None:
             self.journal.unsaved = []
             self.dirty.enabled = self.clock.tracking = True
@@ -507,11 +510,8 @@ class Mock:
             self._following = asyncio.Lock()
         async with self._following:
             while True:
-                cursor, rows = await store.feed(self._cursor)
+                cursor, rows = await store.feed(self._cursor, limit=FEED_PAGE)
                 if not rows:
-                    return
-                if rows[0][0] != self._cursor + 1:
-                    await self._reload(store)
                     return
                 keys: dict[Key, None] = {}
                 for number, changed in rows:
@@ -519,9 +519,14 @@ class Mock:
                         self._own.discard(number)
                     else:
                         keys.update(dict.fromkeys(changed))
+                if rows[0][0] != self._cursor + 1 or (keys and await self._follow(store, list(keys))):
+                    await self._reload(store)  # (it moves the cursor to the feed's end)
+                    self.changes.notify()
+                    return
                 self._cursor = cursor
-                if keys and await self._follow(store, list(keys)):
-                    await self._reload(store)
+                if keys:
+                    self.changes.notify()  # the web page's stream: a change made through another process
+                if len(rows) < FEED_PAGE:
                     return
 
     async def _follow(self, store: Store, keys: list[Key]) -> bool:
@@ -573,15 +578,54 @@ class Mock:
         await self._adopt(await store.load(self.config.journal_size))
 
     async def follow(self) -> None:
-        """While idle, read what the others commit, so this process's clock wakes for their timers too."""
-        assert self.term is not None
+        """While the server runs with a shared store: say this process lives, read what the others commit while
+        idle (so that this process's clock wakes for their timers too), and take over webhook rounds left under way
+        by a process that died."""
+        assert self.term is not None and self.store is not None
+        store, me = self.store, f"process:{self.webhooks.owner}"
+        token = await store.acquire(me, LIVE_LEASE_S)
+        beat = 0
         while True:
-            await asyncio.sleep(FOLLOW_S)
-            if self.term.token is None and not self.term.units:
-                try:
+            try:
+                await self._take_over_rounds()
+                await asyncio.sleep(FOLLOW_S)
+                beat += 1
+                if token is None or (beat % 4 == 0 and not await store.renew(me, token, LIVE_LEASE_S)):
+                    token = await store.acquire(me, LIVE_LEASE_S)
+                if self.term.token is None and not self.term.units:
                     await self.catch_up()
-                except Exception:
-                    log.exception("reading what other processes committed failed")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("following the other processes failed")
+
+    async def _take_over_rounds(self) -> None:
+        orphans = [d for d in self.webhooks.by_id.values() if d.in_flight and d.owner != self.webhooks.owner]
+        gone = [d for d in orphans if not await self._lives(d.owner)]
+        if not gone:
+            return
+        async with self.unit():  # caught up: another process may have taken them first
+            for delivery in gone:
+                if (
+                    delivery.in_flight
+                    and delivery.owner != self.webhooks.owner
+                    and not await self._lives(delivery.owner)
+                ):
+                    log.info(
+                        "webhook %s: its round was under way in a process that stopped; attempted again", delivery.id
+                    )
+                    self.webhooks.start_round(delivery)
+
+    async def _lives(self, owner: str) -> bool:
+        """Whether the process that started a round still renews its liveness lease."""
+        assert self.store is not None
+        if not owner:
+            return False
+        probe = await self.store.acquire(f"process:{owner}", 0.001)
+        if probe is None:
+            return True
+        await self.store.release(f"process:{owner}", probe)
+        return False
 
     async def advance(self, seconds: float) -> int:
         """Move the clock (`Clock.advance`); with a shared store, one advance at a time across every process."""
@@ -709,8 +753,10 @@ class Mock:
         return True
 
     def resume(self) -> None:
-        """On the event loop, after a restore: webhooks that were being delivered are attempted again."""
-        self.webhooks.resume()
+        """On the event loop, after a restore: webhooks that were being delivered are attempted again (with a
+        shared store, `follow` takes those of processes that died, once it knows which)."""
+        if self.term is None:
+            self.webhooks.resume()
 
     def reload_scenarios(self) -> None:
         """Scenario files read again; bindings stay. Raises ConfigErrors and changes nothing if one is broken."""

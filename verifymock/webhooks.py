@@ -126,6 +126,7 @@ class Delivery:
     in_flight: bool = False  # a round of attempts is under way (a restart starts it again)
     timer: str | None = None  # the held first round or the next retry, cancelled if the delivery is dropped
     dropped: bool = False  # let go of by --retain: no further round starts
+    owner: str = ""  # with a shared store: the process whose round is under way (another takes it if it dies)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Delivery:
@@ -162,11 +163,13 @@ class Webhooks:
         # with a durable store: awaited before a round's first attempt, so that what is sent (an event and its id)
         # has been written, and a restart after a crash sends the same event again rather than a new one
         self.written: Callable[[], Awaitable[bool]] | None = None
+        self.owner = ""  # this process, as the rounds it starts name it (with a store shared by several)
 
-    def resume(self) -> None:
-        """After a restart: start again the rounds that were under way when the server stopped."""
+    def resume(self, owners: Callable[[str], bool] = lambda owner: False) -> None:
+        """After a restart: start again the rounds that were under way when the server stopped (with a shared
+        store, those whose process is gone: `owners` says which owners live)."""
         for delivery in self.deliveries:
-            if delivery.in_flight:
+            if delivery.in_flight and not owners(delivery.owner):
                 self.start_round(delivery)
 
     @property
@@ -293,6 +296,7 @@ class Webhooks:
         if delivery.dropped:
             return
         delivery.in_flight = True
+        delivery.owner = self.owner
         self.dirty("delivery", delivery.id)
         task = asyncio.get_running_loop().create_task(self._rounded(delivery))
         self._tasks.add(task)

@@ -267,3 +267,39 @@ def test_workers_refuse_memory_state_with_the_fix() -> None:
         "verifymock: --workers at 2: needs state the workers share, and memory state lives in one process "
         "(add --state sqlite:PATH or --state redis://HOST:PORT/DB)"
     ]
+
+
+def test_replicas_a_round_under_way_in_a_killed_replica_is_attempted_again_by_another(
+    redis_url: str, tmp_path: Path
+) -> None:
+    options = ["--state", f"{redis_url}?prefix={tmp_path.name}", "--clock", "manual", "--quiet"]
+    with webhook_receiver() as receiver, ExitStack() as stack:
+        (a, process_a), (b, _) = (stack.enter_context(running(options, cwd=REPO)) for _ in range(2))
+        with httpx.Client(base_url=b, headers=TELNYX_AUTH) as client:
+            profile_id = make_profile(client, webhook_url=f"{receiver.url}/held")
+            body = {"phone_number": NUMBER, "verify_profile_id": profile_id}
+            verification_id = client.post("/v2/verifications/dtmf_confirm", json=body).json()["data"]["id"]
+        # replica A runs the timers (answer at 2 s, press 1 at 5 s); the receiver holds A's attempt
+        ThreadPoolExecutor(1).submit(lambda: httpx.post(f"{a}/_mock/clock/advance", json={"seconds": 6}, timeout=60))
+        _wait(lambda: receiver.at("/held"))
+        process_a.kill()
+        receiver.held.set()  # from now on it answers at once
+        _wait(lambda: len(receiver.at("/held")) >= 2, 30)  # replica B sends the round again once A is known gone
+        first, again = (orjson.loads(r.body) for r in receiver.at("/held")[:2])
+        assert first["data"]["id"] == again["data"]["id"]  # the same event, its id unchanged
+        assert again["data"]["payload"]["id"] == verification_id
+        _wait(lambda: httpx.get(f"{b}/_mock/webhooks").json()["data"][0]["state"] == "delivered")
+        [delivery] = httpx.get(f"{b}/_mock/webhooks").json()["data"]
+        assert delivery["attempts"][-1]["status_code"] == 200
+
+
+def test_replicas_the_page_stream_hears_of_changes_made_through_another(replicas: list[str]) -> None:
+    a, b = replicas
+    with httpx.stream("GET", f"{b}/_mock/events", timeout=30) as events:
+        lines = events.iter_lines()
+        assert next(lines) == "event: change"  # the stream opens with the version it starts from
+        with httpx.Client(base_url=a, headers=TELNYX_AUTH) as client:
+            make_profile(client)
+        deadline = time.monotonic() + 10
+        while next(lines) != "event: change":
+            assert time.monotonic() < deadline
