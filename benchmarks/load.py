@@ -13,7 +13,9 @@ verifymock / Prism and verifymock / ceiling. Figures only: nothing here passes o
     python3 scripts/dev.py bench --soak 1000000     # RSS of verifymock after that many requests (mixed rows)
     python3 scripts/dev.py bench --held 100000      # each verifymock first holds that many finished verifications
 
-Targets: verifymock (state in memory), verifymock-sqlite (`--state sqlite:` in a fresh file), prism, ceiling.
+Targets: verifymock (state in memory), verifymock-sqlite (`--state sqlite:` in a fresh file), verifymock-redis
+(`--state redis://` on a Valkey server the run starts, pinned to the servers' core), verifymock-workers
+(`--workers 2` on that Valkey: two processes taking turns under the state term), prism, ceiling.
 
 Needs wrk (Debian: apt-get install wrk). Prism (@stoplight/prism-cli) is installed from npm into
 ~/.cache/verifymock-bench the first time (needs Node.js and npm); without npm its column reads n/a.
@@ -34,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -332,7 +335,7 @@ def report(results: dict[str, Result], connections: list[int]) -> None:
     print()
     names = list(results)
     header = f"{'row':<18} {'conns':>5} " + " ".join(f"{n + ' req/s':>17} {'p50':>7} {'p99':>8}" for n in names)
-    print(header + "  vm/prism  vm/ceiling  sqlite/vm")
+    print(header + "  vm/prism  vm/ceiling  sqlite/vm  redis/vm")
     for row in ROWS:
         for conns in connections:
             cells = []
@@ -343,11 +346,12 @@ def report(results: dict[str, Result], connections: list[int]) -> None:
                 cells.append(f"{f['rps']:>17.0f} {f['p50']:>6.1f}ms {f['p99']:>6.1f}ms")
             vm = results.get("verifymock", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
             lite = results.get("verifymock-sqlite", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
+            red = results.get("verifymock-redis", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
             prism = results.get("prism", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
             top = results.get("ceiling", Result()).rows.get((row, conns), {}).get("rps", float("nan"))
             print(
                 f"{row:<18} {conns:>5} " + " ".join(cells) + f"  {ratio(vm, prism):>8}  {ratio(vm, top):>10}"
-                f"  {ratio(lite, vm):>9}"
+                f"  {ratio(lite, vm):>9}  {ratio(red, vm):>8}"
             )
     print()
     for name, result in results.items():
@@ -402,10 +406,30 @@ def main() -> int:
 
     state_dir = tempfile.TemporaryDirectory(prefix="verifymock-bench-")  # removed when the run ends
     held = ("--retain", str(2 * args.held)) if args.held else ()  # so that what is held is kept
+    servers = ExitStack()
+    redis: list[str] = []
+
+    def redis_url() -> str:
+        """A Valkey server for the Redis targets, started once (the tests' own starter)."""
+        if not redis:
+            sys.path.insert(0, str(ROOT))
+            from tests.redis_server import redis_server
+
+            redis.append(servers.enter_context(redis_server(Path(state_dir.name) / "redis", ("taskset", "-c", "0"))))
+        return redis[0]
+
     builders: dict[str, Callable[[], Target | None]] = {
         "verifymock": lambda: Target("verifymock", verifymock_command(*held), "/v2"),
         "verifymock-sqlite": lambda: Target(
             "verifymock-sqlite", verifymock_command("--state", f"sqlite:{state_dir.name}/bench.db", *held), "/v2"
+        ),
+        "verifymock-redis": lambda: Target(
+            "verifymock-redis", verifymock_command("--state", f"{redis_url()}?prefix=one", *held), "/v2"
+        ),
+        "verifymock-workers": lambda: Target(
+            "verifymock-workers",
+            verifymock_command("--workers", "2", "--state", f"{redis_url()}?prefix=two", *held),
+            "/v2",
         ),
         "prism": lambda: (lambda command: Target("prism", command, "") if command else None)(prism_command()),
         "ceiling": lambda: Target(
@@ -426,6 +450,7 @@ def main() -> int:
         results = measure(targets, rows, args)
     finally:
         os.unlink(routes_file)
+        servers.close()
     report(results, args.connections)
     return 0
 

@@ -32,13 +32,13 @@ def server_binary() -> str:
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A server's URL (database 0) while the block runs."""
+def redis_server(folder: Path, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+    """A server's URL (database 0) while the block runs; `prefix` goes before its command (taskset -c 0, ...)."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     args = [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
-        [*args, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=folder
+        [*prefix, *args, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=folder
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:

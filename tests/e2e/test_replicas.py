@@ -77,6 +77,8 @@ def test_replicas_serve_one_verification_through_a_round_robin(replicas: list[st
         assert profile.data is not None and profile.data.id is not None
         verification = _dtmf_confirm(_sdk(b), profile.data.id)
         assert verification["status"] == "pending"
+        with pytest.raises(telnyx.UnprocessableEntityError):  # one DTMF confirmation per number, across replicas
+            _dtmf_confirm(_sdk(a), profile.data.id)
         assert control_b.post(f"/_mock/handsets/{NUMBER}/answer").status_code == 200
         assert control_b.post(f"/_mock/handsets/{NUMBER}/press", json={"digits": "1"}).status_code == 200
         _wait(lambda: receiver.at("/hook"))
