@@ -45,6 +45,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "telnyx_verify.yaml"
 PRISM_VERSION = "5.14.2"
+LOGS = Path(tempfile.gettempdir()) / "verifymock-bench-logs"  # each server's output, for a row that looks wrong
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "verifymock-bench"
 AUTH = "Bearer bench-key"
 BAD_PHONE = "3035551234"
@@ -129,10 +130,12 @@ def pinned(core: int, command: list[str]) -> list[str]:
 def start(target: Target, port: int) -> tuple[subprocess.Popen[bytes], float]:
     """Start a server pinned to core 0; seconds until it first answers 200."""
     started = time.perf_counter()
+    LOGS.mkdir(exist_ok=True)
+    log = open(LOGS / f"{target.name}.log", "wb")  # noqa: SIM115 - the server's own, closed when it exits
     process = subprocess.Popen(
         pinned(0, [*target.command, "--port", str(port)]),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, **target.env},
         cwd=ROOT,
     )
@@ -357,6 +360,7 @@ def report(results: dict[str, Result], connections: list[int]) -> None:
     for name, result in results.items():
         print(f"{name:<10} start-up to first 200: {result.startup:.2f} s   RSS after the runs: {result.rss:.0f} MB")
     print(steal_summary([run for result in results.values() for runs in result.runs.values() for run in runs]))
+    print(f"each server's log: {LOGS}/TARGET.log")
 
 
 def steal_summary(runs: list[dict[str, float]]) -> str:

@@ -435,6 +435,10 @@ class Mock:
         if changes:
             try:
                 await self._commit(store, changes)
+            except Conflict:
+                if self.term is None:
+                    self._unwritten = changes
+                raise  # (shared: what was decided is thrown away with the state it was decided on)
             except Exception:
                 self._unwritten = changes
                 raise
@@ -508,7 +512,8 @@ class Mock:
         store = self.store
         if self._following is None:
             self._following = asyncio.Lock()
-        async with self._following:
+        # (never while this process's own commit is under way: its rows would be read as another's)
+        async with self._following, self._committing:
             while True:
                 cursor, rows = await store.feed(self._cursor, limit=FEED_PAGE)
                 if not rows:

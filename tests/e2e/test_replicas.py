@@ -305,3 +305,22 @@ def test_replicas_the_page_stream_hears_of_changes_made_through_another(replicas
         deadline = time.monotonic() + 10
         while next(lines) != "event: change":
             assert time.monotonic() < deadline
+
+
+def test_replicas_a_refused_commit_costs_its_own_answer_and_no_later_one(redis_url: str, tmp_path: Path) -> None:
+    """A record moved in the store behind the process's back (as if it had lost its term while deciding): that
+    commit is refused and answered 503; the process reads the state again and the next request is served."""
+    import redis
+
+    options = ["--state", f"{redis_url}?prefix={tmp_path.name}", "--clock", "manual", "--quiet"]
+    with running(options, cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        profile_id = make_profile(client)
+        direct = redis.Redis.from_url(redis_url)
+        direct.hincrby(f"{{{tmp_path.name}}}:r:profile:{profile_id}", "v", 5)
+        direct.close()
+        refused = client.patch(f"/v2/verify_profiles/{profile_id}", json={"name": "moved"})
+        assert refused.status_code == 503, refused.text
+        for name in ("first", "second"):
+            served = client.patch(f"/v2/verify_profiles/{profile_id}", json={"name": name})
+            assert served.status_code == 200, served.text
+        assert client.get(f"/v2/verify_profiles/{profile_id}").json()["data"]["name"] == "second"
