@@ -31,7 +31,7 @@ from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_
 from verifymock.state.dirty import Dirty
 from verifymock.state.records import INDEXED, Records
 from verifymock.state.store import Changes, Conflict, Key, Loaded, Store, open_store
-from verifymock.state.term import Term
+from verifymock.state.term import Term, Unavailable
 from verifymock.ui import Listeners
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
@@ -496,9 +496,14 @@ class Mock:
         finally:
             self.term.leave()
 
-    async def enter(self) -> None:
+    async def enter(self) -> bool:
+        """Start a request's unit of work; False if the shared store cannot be reached (nothing can be kept)."""
         if self.term is not None:
-            await self.term.enter()
+            try:
+                await self.term.enter()
+            except Unavailable:
+                return False
+        return True
 
     def leave(self) -> None:
         if self.term is not None:

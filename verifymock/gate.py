@@ -112,18 +112,21 @@ class Gate:
         # an advance takes the term for each timer it runs instead, so others are served in between
         entered = False
 
-        async def enter() -> None:
+        async def enter() -> bool:
+            """False if the shared store cannot be reached: nothing the request does could be kept."""
             nonlocal entered
             if self.mock.term is not None and not entered:
-                await self.mock.enter()
-                entered = True
+                entered = await self.mock.enter()
+                return entered
+            return True
 
         async def record() -> bool:
             """Journal the exchange and commit what it changed: done before any byte of the answer goes out, so a
             client that has its answer can count on it having been kept. False if it could not be kept."""
             nonlocal recorded
             recorded = True
-            await enter()
+            if not await enter():
+                return False
             if not (quiet and UI_HEADER in headers):  # the page's own reads would bury everything else
                 self._journal(
                     scope, headers, raw, status, b"".join(response_chunks), started, context.touched, context.fault
@@ -167,8 +170,8 @@ class Gate:
                 return
             await send(message)
 
-        if scope["path"] != ADVANCE_PATH:
-            await enter()
+        if scope["path"] != ADVANCE_PATH and error is None and not await enter():
+            error = _not_kept(self.mock)
         try:
             fast = self.fast.match(scope, headers, raw) if error is None and self.fast is not None else None
             if error is not None:

@@ -324,3 +324,19 @@ def test_replicas_a_refused_commit_costs_its_own_answer_and_no_later_one(redis_u
             served = client.patch(f"/v2/verify_profiles/{profile_id}", json={"name": name})
             assert served.status_code == 200, served.text
         assert client.get(f"/v2/verify_profiles/{profile_id}").json()["data"]["name"] == "second"
+
+
+def test_replicas_a_redis_out_of_reach_is_answered_503_in_the_vendors_envelope(tmp_path: Path) -> None:
+    from tests.redis_server import redis_server
+
+    redis = ExitStack()
+    url = redis.enter_context(redis_server(tmp_path / "redis"))
+    options = ["--state", url, "--clock", "manual", "--quiet"]
+    with running(options, cwd=REPO) as (base, _), httpx.Client(base_url=base, headers=TELNYX_AUTH) as client:
+        make_profile(client)
+        redis.close()  # the Redis server stops
+        for _ in range(3):  # each request tries again, and is answered at once
+            refused = client.post("/v2/verify_profiles", json={"name": "lost"}, timeout=30)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["errors"][0]["detail"].startswith("The change could not be saved")
+        assert client.get("/_mock/health").status_code == 503  # a readiness probe takes the replica out

@@ -47,6 +47,7 @@ from verifymock.state.store import Changes, Claimed, Conflict, Key, Loaded, Reco
 log = logging.getLogger("verifymock.state")
 
 LAYOUT = 1  # the key layout this code writes; a store written in a newer one is refused
+TIMEOUT_S = 10.0  # the longest one call to Redis may take
 FEED_KEPT = 10_000  # commits the change feed remembers (about: the stream is trimmed lazily)
 DEFAULT_PREFIX = "verifymock"
 _CONFLICT = "CONFLICT "
@@ -280,7 +281,10 @@ class RedisStore:
         if client is None:
             for old in [k for k in self._clients if k.is_closed()]:
                 del self._clients[old]
-            client = self._clients[loop] = aioredis.Redis.from_url(self.url)
+            # (a server that stops answering fails the request that waits on it, rather than holding it forever)
+            client = self._clients[loop] = aioredis.Redis.from_url(
+                self.url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+            )
         return client
 
     def _key(self, *parts: str) -> str:

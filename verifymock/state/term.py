@@ -29,6 +29,10 @@ MAX_TERM_S = 0.1
 _POLL_FIRST_S, _POLL_MAX_S = 0.0005, 0.01
 
 
+class Unavailable(Exception):
+    """The store could not be reached to take the term: the request is answered 503, and the next one tries again."""
+
+
 class Term:
     def __init__(self, store: Store, catch_up: Callable[[], Awaitable[None]]) -> None:
         self.store = store
@@ -41,6 +45,7 @@ class Term:
         self._giving: asyncio.Task[None] | None = None
         self._changed: asyncio.Condition | None = None
         self._renewing: asyncio.Task[None] | None = None
+        self._failed: Exception | None = None  # why the last attempt to take the term failed
 
     @property
     def held(self) -> tuple[str, str] | None:
@@ -57,6 +62,9 @@ class Term:
         changed = self._condition()
         async with changed:
             while self.token is None or self._draining:
+                if self._failed is not None and self._taking is None:
+                    failed, self._failed = self._failed, None
+                    raise Unavailable(f"{type(failed).__name__}: {failed}") from failed
                 if self._taking is None and self._giving is None and not self._draining:
                     self._taking = asyncio.get_running_loop().create_task(self._take())
                 await changed.wait()
@@ -77,12 +85,13 @@ class Term:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, _POLL_MAX_S)
             await self.catch_up()
-        except BaseException:
+        except Exception as exc:  # (the store is down, say): the units waiting hear of it
+            log.error("taking the state term failed: %s: %s", type(exc).__name__, exc)
+            self._failed = exc
             if token is not None:
                 with contextlib.suppress(Exception):
                     await self.store.release(NAME, token)
             token = None
-            raise
         finally:
             changed = self._condition()
             async with changed:
