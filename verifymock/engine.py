@@ -31,6 +31,7 @@ from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_
 from verifymock.state.dirty import Dirty
 from verifymock.state.records import INDEXED, Records
 from verifymock.state.store import Changes, Conflict, Key, Loaded, Store, open_store
+from verifymock.state.term import NAME as TERM_NAME
 from verifymock.state.term import Term, Unavailable
 from verifymock.ui import Listeners
 from verifymock.vendors.cm import CM
@@ -465,7 +466,8 @@ class Mock:
         while it decided (it stalled past its lease). What it decided is thrown away, it reads the whole state
         again, and the requests of that commit are answered 503 (not kept), which a client may retry."""
         assert self.term is not None
-        changes.term = self.term.held
+        # (a commit that somehow runs after the term was given back is refused, never written unchecked)
+        changes.term = self.term.held or (TERM_NAME, "")
         try:
             number = await store.commit(changes, self.config.journal_size)
         except Conflict as conflict:
