@@ -29,9 +29,10 @@ from verifymock.scenarios import load as load_scenarios
 from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
 from verifymock.state.dirty import Dirty
-from verifymock.state.records import INDEXED, Records
+from verifymock.state.records import INDEXED, KINDS, Records
 from verifymock.state.store import Changes, Conflict, Key, Loaded, Store, open_store
 from verifymock.state.term import NAME as TERM_NAME
+from verifymock.state.term import TTL_S as TERM_TTL_S
 from verifymock.state.term import Term, Unavailable
 from verifymock.ui import Listeners
 from verifymock.vendors.cm import CM
@@ -56,7 +57,6 @@ FOLLOW_S = 0.25
 ADVANCE_LEASE_S = 5.0
 LIVE_LEASE_S = 5.0  # a process that stops renewing its liveness this long is taken for dead: others take its rounds
 FEED_PAGE = 1000  # commits read from the feed at a time
-PSEUDO_KINDS = frozenset({"timer", "meta", "journal"})  # change feed keys that are not records
 
 _current: ContextVar[Mock] = ContextVar("verifymock_engine")
 
@@ -543,7 +543,7 @@ class Mock:
 
     async def _follow(self, store: Store, keys: list[Key]) -> bool:
         """Hold what the store holds for these keys; True if the whole state must be read again (a reset)."""
-        records = [key for key in keys if key[0] not in PSEUDO_KINDS]
+        records = [key for key in keys if key[0] in KINDS]  # (a kind another version writes is not this one's)
         found = await store.get_many(records) if records else {}
         for key in records:
             record = found.get(key)
@@ -732,16 +732,36 @@ class Mock:
         if not await self._adopt(loaded):
             return False
         if loaded.meta.get("indexed") != INDEXED:  # written by a version that kept other index entries, or none
-            for key in self.versions:
-                self.dirty(*key)
-            self.changed()
-            await self._write(store, reindex=True)
-            log.info("state file %s: index entries written again", self.location)
+            await self._reindex(store)
         if self.scenarios.prune():
             self.changed()
         self.trim()  # finished records beyond the newest few of each kind stay on disk only
         log.info("state restored from %s", self.location)
         return True
+
+    async def _reindex(self, store: Store) -> None:
+        """Write every record's index entries again. On a shared store, under the term (other workers start too):
+        the first to hold it writes them, and the others, reading the store again under it, find them written."""
+        if self.term is None:
+            await self._write_index(store)
+            return
+        while (token := await store.acquire(TERM_NAME, TERM_TTL_S)) is None:
+            await asyncio.sleep(0.05)
+        self.term.token = token  # (a start-up's loop of its own: the term's machinery runs on the server's)
+        try:
+            await self._reload(store)
+            if self._meta_written.get("indexed") != INDEXED:
+                await self._write_index(store)
+        finally:
+            self.term.token = None
+            await store.release(TERM_NAME, token)
+
+    async def _write_index(self, store: Store) -> None:
+        for key in self.versions:
+            self.dirty(*key)
+        self.changed()
+        await self._write(store, reindex=True)
+        log.info("state file %s: index entries written again", self.location)
 
     async def _adopt(self, loaded: Loaded) -> bool:
         """Hold what a store holds (False: it holds no state yet)."""

@@ -313,9 +313,13 @@ def _back_to_schema_1(db: Path) -> None:
         )
 
 
-def test_state_file_of_schema_1_is_migrated_with_its_calls_timers_and_index_entries(tmp_path: Path) -> None:
-    """The release before kept records without index entries: after the migration the engine writes them, a
-    pending DTMF confirmation's call goes on from where it was, and its number's uniqueness rule holds in the file."""
+@pytest.mark.parametrize("workers", [1, 3])
+def test_state_file_of_schema_1_is_migrated_with_its_calls_timers_and_index_entries(
+    tmp_path: Path, workers: int
+) -> None:
+    """The release before kept records without index entries: after the migration the engine writes them (once,
+    however many workers start on the file), a pending DTMF confirmation's call goes on from where it was, and its
+    number's uniqueness rule holds in the file."""
     import sqlite3
 
     db = tmp_path / "mock.db"
@@ -325,7 +329,8 @@ def test_state_file_of_schema_1_is_migrated_with_its_calls_timers_and_index_entr
         body = {"phone_number": number, "verify_profile_id": profile_id}
         verification_id = client.post("/v2/verifications/dtmf_confirm", json=body).json()["data"]["id"]
     _back_to_schema_1(db)
-    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+    served = [*_options(db), "--workers", str(workers)]
+    with running(served, cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
         again = client.post("/v2/verifications/dtmf_confirm", json=body)
         assert again.status_code == 422, again.text  # the first is still under way
         with sqlite3.connect(db) as connection:  # written at start-up, before anything changed the records
