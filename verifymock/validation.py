@@ -234,6 +234,8 @@ class ParametersValidator(ParameterValidator):  # type: ignore[misc]
             if param is None:
                 continue  # not this operation's: strict validation (when on) says so
             deep = param.get("style") == "deepObject"
+            if deep and name.startswith(base + "[") and name[len(base) + 1 :].split("]")[0] not in _fields(param):
+                continue  # a field the object does not declare, in any shape: ignored, as its schema is open
             if shape is None or deep != (shape.group(2) is not None):
                 fix = f"send its fields as {base}[field]=value" if deep else f"send it as {base}=value"
                 raise ApiError(
@@ -248,6 +250,10 @@ class ParametersValidator(ParameterValidator):  # type: ignore[misc]
                     f"'{name}' must be an integer in digits 0-9, not {value!r}.",
                     parameter=base,
                 )
+
+
+def _fields(param: dict[str, Any]) -> dict[str, Any]:
+    return (param.get("schema") or {}).get("properties") or {}
 
 
 class _Operation(RequestValidationOperation):  # type: ignore[misc]
