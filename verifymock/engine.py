@@ -181,6 +181,7 @@ class Mock:
         self._own: set[int] = set()  # feed numbers of this process's own commits, which it need not read back
         self._following: asyncio.Lock | None = None
         self._reset_mark = ""  # moved by each reset, which the other processes see in the meta
+        self.refused = 0  # commits refused on a shared store: the requests they held are served again (gate)
         if self.term is not None:
             self.clock.unit = self.unit
             self.webhooks.owner = secrets.token_hex(6)
@@ -464,7 +465,7 @@ class Mock:
     async def _commit_shared(self, store: Store, changes: Changes) -> None:
         """Under the term, whose holder is the only one deciding: a conflict means this process lost the term
         while it decided (it stalled past its lease). What it decided is thrown away, it reads the whole state
-        again, and the requests of that commit are answered 503 (not kept), which a client may retry."""
+        again, and the requests of that commit are served again under a new term (the gate), up to its ATTEMPTS."""
         assert self.term is not None
         # (a commit that somehow runs after the term was given back is refused, never written unchecked)
         changes.term = self.term.held or (TERM_NAME, "")
@@ -472,6 +473,7 @@ class Mock:
             number = await store.commit(changes, self.config.journal_size)
         except Conflict as conflict:
             log.warning("state commit refused (%s): this process reads the state again", conflict)
+            self.refused += 1
             await self._reload(store)
             raise
         if number:

@@ -28,6 +28,10 @@ log = logging.getLogger("verifymock")
 
 CONTROL_PREFIX = "/_mock"
 ADVANCE_PATH = CONTROL_PREFIX + "/clock/advance"
+# With a shared store, a request whose commit was refused (its process had lost the term) is served again, up to
+# this many attempts in all, before it is answered 503.
+ATTEMPTS = 3
+ATTEMPT_KEY = "verifymock.attempt"
 HEAD_KEY = "verifymock.head"  # in the scope of a HEAD request served as its GET
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -111,6 +115,8 @@ class Gate:
         # with a store shared by several processes, the request is a unit of work under the term (engine.unit):
         # an advance takes the term for each timer it runs instead, so others are served in between
         entered = False
+        refused_before = self.mock.refused  # a commit refused from here on threw this request's decision away
+        again = False  # so it is decided again, on the state read afresh
 
         async def enter() -> bool:
             """False if the shared store cannot be reached: nothing the request does could be kept."""
@@ -139,7 +145,7 @@ class Gate:
             return kept
 
         async def capture(message: Message) -> None:
-            nonlocal status
+            nonlocal status, again
             if message["type"] == "http.response.start":
                 status = message["status"]
                 held.append(message)
@@ -149,7 +155,12 @@ class Gate:
                 if message.get("more_body", False):
                     held.append(message)
                     return
-                if not await record() and scope["method"] not in SAFE_METHODS and status < 500:
+                kept = await record()
+                if not kept and self.mock.refused != refused_before and scope.get(ATTEMPT_KEY, 1) < ATTEMPTS:
+                    held.clear()  # nothing of this attempt is sent: the request is served again (below)
+                    again = True
+                    return
+                if not kept and scope["method"] not in SAFE_METHODS and status < 500:
                     held.clear()  # what it acknowledges was not kept: it is not sent
                     await self._send_error(scope, send, _not_kept(self.mock))
                     return
@@ -179,21 +190,12 @@ class Gate:
             elif fast is not None:
                 await self._serve_fast(scope, capture, *fast)
             else:
-                replayed = False
-
-                async def replay() -> Message:
-                    nonlocal replayed
-                    if not replayed:
-                        replayed = True
-                        return {"type": "http.request", "body": raw, "more_body": False}
-                    return await receive()
-
-                await self.app(scope, replay, capture)
+                await self.app(scope, _replaying(raw, receive), capture)
 
             if not recorded:
                 await record()
             elapsed = (time.perf_counter() - started) * 1000
-            if config.access_log:
+            if config.access_log and not again:
                 routing = scope["extensions"].get("connexion_routing") or {}
                 _, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
                 self._log(scope, operation.operation_id if operation else None, status, elapsed, context.scenario)
@@ -204,6 +206,8 @@ class Gate:
         finally:
             if entered:
                 self.mock.leave()
+        if again:  # under a new term, caught up with what the other processes decided
+            await self({**scope, ATTEMPT_KEY: scope.get(ATTEMPT_KEY, 1) + 1}, _replaying(raw, receive), send)
 
     def _has_get(self, path: str) -> bool:
         return "GET" in (self.mock.concrete_paths.get(path) or self.mock.allowed_methods(path))
@@ -355,6 +359,20 @@ def _plain_content_type(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
             value = media.lower() + semicolon + parameters
         plain.append((name, value))
     return plain
+
+
+def _replaying(raw: bytes, receive: Receive) -> Receive:
+    """The body read already, as the app's first message; then the connection's own (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _no_body() -> Message:

@@ -317,6 +317,8 @@ class Webhooks:
     async def _rounded(self, delivery: Delivery) -> None:
         try:
             if self.written is not None and not await self.written():
+                if self.by_id.get(delivery.id) is not delivery:  # thrown away with a refused commit: never sent
+                    return
                 log.error("webhook %s is sent though it could not be written first", delivery.id)
             await self._round(delivery)
         finally:

@@ -307,19 +307,26 @@ def test_replicas_the_page_stream_hears_of_changes_made_through_another(replicas
             assert time.monotonic() < deadline
 
 
-def test_replicas_a_refused_commit_costs_its_own_answer_and_no_later_one(redis_url: str, tmp_path: Path) -> None:
+def test_replicas_a_refused_commit_is_decided_again_on_the_state_read_afresh(redis_url: str, tmp_path: Path) -> None:
     """A record moved in the store behind the process's back (as if it had lost its term while deciding): that
-    commit is refused and answered 503; the process reads the state again and the next request is served."""
+    commit is refused, the process reads the state again and serves the request again, on what the store holds;
+    later requests are served as usual (a refused commit kept for the next one made every later one refused)."""
     import redis
 
     options = ["--state", f"{redis_url}?prefix={tmp_path.name}", "--clock", "manual", "--quiet"]
     with running(options, cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
         profile_id = make_profile(client)
         direct = redis.Redis.from_url(redis_url)
-        direct.hincrby(f"{{{tmp_path.name}}}:r:profile:{profile_id}", "v", 5)
+        key = f"{{{tmp_path.name}}}:r:profile:{profile_id}"
+        direct.hincrby(key, "v", 5)
+        direct.hset(key, "d", direct.hget(key, "d").replace(b'"name":"', b'"name":"elsewhere '))
         direct.close()
-        refused = client.patch(f"/v2/verify_profiles/{profile_id}", json={"name": "moved"})
-        assert refused.status_code == 503, refused.text
+        again = client.patch(f"/v2/verify_profiles/{profile_id}", json={"language": "fr-FR"})
+        assert again.status_code == 200, again.text
+        # decided on the store's record (the name another process gave it), not on what this process held
+        assert (again.json()["data"]["name"], again.json()["data"]["language"]) == ("elsewhere Test Profile", "fr-FR")
+        journal = client.get("/_mock/journal", params={"operation_id": "UpdateVerifyProfile"}).json()["data"]
+        assert [e["status_code"] for e in journal] == [200]  # the attempt thrown away left no entry
         for name in ("first", "second"):
             served = client.patch(f"/v2/verify_profiles/{profile_id}", json={"name": name})
             assert served.status_code == 200, served.text
