@@ -253,7 +253,7 @@ class RedisStore:
         except ValueError as exc:
             raise ConfigError("--state", self.location, f"is not a Redis URL ({exc})", _URL_FIX) from exc
         try:
-            self._take(sync)
+            self._check_layout(sync)
         except redis.RedisError as exc:
             raise ConfigError(
                 "--state", self.location, f"cannot be reached or used ({exc})", "start Redis there, or pass its URL"
@@ -261,7 +261,7 @@ class RedisStore:
         finally:
             sync.close()
 
-    def _take(self, sync: redis.Redis) -> None:
+    def _check_layout(self, sync: redis.Redis) -> None:
         meta = sync.hgetall(f"{self.prefix}:meta")
         layout = int(json.loads(meta.get(b"layout", b"0")))
         if layout > LAYOUT:
