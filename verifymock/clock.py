@@ -137,11 +137,14 @@ class Clock:
         if timer.id in self._live:
             return
         self._next_seq = max(self._next_seq, timer.seq + 1)
+        self._push(timer)
+
+    def _push(self, timer: Timer) -> None:
         entry = (timer.due, timer.seq, timer)
         heapq.heappush(self._timers, entry)
         self._live[timer.id] = timer
         if self._wakeup is not None and entry is self._timers[0]:
-            self._wakeup.set()
+            self._wakeup.set()  # only a new earliest timer changes how long the runner sleeps
 
     def forget(self, timer_id: str) -> None:
         """A timer another process ran or cancelled (nothing to write: it is gone from the store)."""
@@ -168,13 +171,9 @@ class Clock:
         """A timer of `kind` for the record `key`, due `seconds` from now; its args must be JSON data."""
         timer = Timer(self.now() + max(0.0, seconds), self._next_seq, kind, key, args or {})
         self._next_seq += 1
-        entry = (timer.due, timer.seq, timer)
-        heapq.heappush(self._timers, entry)
-        self._live[timer.id] = timer
+        self._push(timer)
         if self.tracking:
             self.added[timer.id] = timer
-        if self._wakeup is not None and entry is self._timers[0]:
-            self._wakeup.set()  # only a new earliest timer changes how long the runner sleeps
         if self.cancelled > COMPACT_AT and self.cancelled * 2 > len(self._timers):
             # cancelled timers stay in the heap until they would have been due: drop them once they are most of it
             self._timers = [e for e in self._timers if not e[2].cancelled]

@@ -33,7 +33,7 @@ from verifymock.state.records import INDEXED, KINDS, Records
 from verifymock.state.store import Changes, Conflict, Key, Loaded, Store, open_store
 from verifymock.state.term import NAME as TERM_NAME
 from verifymock.state.term import TTL_S as TERM_TTL_S
-from verifymock.state.term import Term, Unavailable
+from verifymock.state.term import Term, Unavailable, keep
 from verifymock.ui import Listeners
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
@@ -652,17 +652,12 @@ class Mock:
                 "The clock is already being advanced; wait for that advance to answer (if the process advancing it "
                 f"died, its hold on the clock runs out within {ADVANCE_LEASE_S:g} s).",
             )
-        renewing = asyncio.get_running_loop().create_task(self._renew_advance(token))
+        renewing = asyncio.get_running_loop().create_task(keep(self.store, "advance", token, ADVANCE_LEASE_S))
         try:
             return await self.clock.advance(seconds)
         finally:
             renewing.cancel()
             await self.store.release("advance", token)
-
-    async def _renew_advance(self, token: str) -> None:
-        assert self.store is not None
-        while await self.store.renew("advance", token, ADVANCE_LEASE_S):
-            await asyncio.sleep(ADVANCE_LEASE_S / 3)
 
     async def _overwrite(self, store: Store, changes: Changes, conflict: Conflict) -> None:
         """This process is the file's only writer (it holds its lock), so what it holds is the state: a version

@@ -133,8 +133,13 @@ class Term:
                 await self.store.release(NAME, token)
 
     async def _renew(self, token: str) -> None:
-        while True:
-            await asyncio.sleep(TTL_S / 3)
-            if not await self.store.renew(NAME, token, TTL_S):
-                log.error("the state term ran out while this process held it: its next commit will be refused")
-                return
+        await keep(self.store, NAME, token, TTL_S)
+        log.error("the state term ran out while this process held it: its next commit will be refused")
+
+
+async def keep(store: Store, name: str, token: str, ttl_s: float) -> None:
+    """Renew a lease just taken, a third of its life at a time, until it turns out lost (or the task is cancelled)."""
+    while True:
+        await asyncio.sleep(ttl_s / 3)
+        if not await store.renew(name, token, ttl_s):
+            return
