@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,13 @@ class Receiver:
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
+
+    def wait_for(self, path: str, count: int, timeout: float = 10.0) -> list[Received]:
+        """The requests to `path` once there are `count`: a webhook a request caused goes out after it answers."""
+        deadline = time.monotonic() + timeout
+        while len(self.at(path)) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.at(path)
 
     def clear(self) -> None:
         self.received.clear()

@@ -135,6 +135,8 @@ def test_tollfree_screenshots_then_approved(
         ),
     )
     assert requests_api.retrieve(request.id).verification_status == "In Progress"
+    # the update's webhook goes out after it answers; wait, so that this reading has it before the next one's
+    assert len(receiver.wait_for("/tfv", 2)) == 2
     control.post("/clock/advance", json={"seconds": DAY})
     assert requests_api.retrieve(request.id).verification_status == "Verified"
     assert statuses(receiver, public_key, sdk) == [
