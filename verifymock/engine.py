@@ -429,38 +429,40 @@ class Mock:
 
     async def _write(self, store: Store, reindex: bool = False) -> None:
         """One commit of what changed. A failed one is kept and merged into the next, so nothing is lost; the
-        request it was for is answered 503."""
-        await self._trim_disk(store)
-        changes, self._unwritten = self._unwritten, Changes()
-        changes.merge(self._changes(reindex))
-        self._dirty = False
-        if changes:
-            try:
-                await self._commit(store, changes)
-            except Conflict:
-                if self.term is None:
+        request it was for is answered 503. One at a time, and what changed is taken only once the commit before
+        is over: each expects the versions the one before it wrote (a record changed by two requests in a row,
+        taken while the first commit was under way, would expect the version that commit replaced)."""
+        async with self._committing:
+            await self._trim_disk(store)
+            changes, self._unwritten = self._unwritten, Changes()
+            changes.merge(self._changes(reindex))
+            self._dirty = False
+            if changes:
+                try:
+                    await self._commit(store, changes)
+                except Conflict:
+                    if self.term is None:
+                        self._unwritten = changes
+                    raise  # (shared: what was decided is thrown away with the state it was decided on)
+                except Exception:
                     self._unwritten = changes
-                raise  # (shared: what was decided is thrown away with the state it was decided on)
-            except Exception:
-                self._unwritten = changes
-                raise
-            self._meta_written.update(changes.meta)
-        if self.audit:
-            await self._audit(store)
+                    raise
+                self._meta_written.update(changes.meta)
+            if self.audit:
+                await self._audit(store)
 
     async def _commit(self, store: Store, changes: Changes) -> None:
-        async with self._committing:  # one at a time: each expects the versions the one before it wrote
-            if self.term is not None:
-                await self._commit_shared(store, changes)
-                return
-            try:
-                await store.commit(changes, self.config.journal_size)
-            except Conflict as conflict:
-                await self._overwrite(store, changes, conflict)
-            for key in changes.put:
-                self.versions[key] = changes.expect[key] + 1
-            for key in changes.delete:
-                self.versions.pop(key, None)
+        if self.term is not None:
+            await self._commit_shared(store, changes)
+            return
+        try:
+            await store.commit(changes, self.config.journal_size)
+        except Conflict as conflict:
+            await self._overwrite(store, changes, conflict)
+        for key in changes.put:
+            self.versions[key] = changes.expect[key] + 1
+        for key in changes.delete:
+            self.versions.pop(key, None)
 
     async def _commit_shared(self, store: Store, changes: Changes) -> None:
         """Under the term, whose holder is the only one deciding: a conflict means this process lost the term

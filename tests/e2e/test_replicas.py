@@ -347,3 +347,22 @@ def test_replicas_a_redis_out_of_reach_is_answered_503_in_the_vendors_envelope(t
             assert refused.status_code == 503, refused.text
             assert refused.json()["errors"][0]["detail"].startswith("The change could not be saved")
         assert client.get("/_mock/health").status_code == 503  # a readiness probe takes the replica out
+
+
+def test_replicas_requests_in_a_row_changing_one_record_are_never_refused(redis_url: str, tmp_path: Path) -> None:
+    """Many clients changing one profile at once: each commit expects the version the one before it wrote, so
+    the store refuses none of them (a commit that took its changes while the one before was under way expected the
+    version that one replaced, and was refused)."""
+    options = ["--state", f"{redis_url}?prefix={tmp_path.name}", "--clock", "manual"]
+    with running(options, cwd=REPO) as (url, process), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        profile_id = make_profile(client)
+
+        def rename(i: int) -> int:
+            body = {"name": f"name {i}"}
+            return httpx.patch(f"{url}/v2/verify_profiles/{profile_id}", json=body, headers=TELNYX_AUTH).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(rename, range(200))) == {200}
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert "refused" not in output
