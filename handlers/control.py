@@ -16,8 +16,19 @@ def get_health() -> Body:
     return {"status": "ok"}
 
 
-async def reset_mock() -> Reply:
-    await engine().reset()
+async def reset_mock(coverage: str = "clear") -> Reply:
+    await engine().reset(keep_coverage=coverage == "keep")
+    return Reply(None, 204)
+
+
+def get_coverage() -> Body:
+    return engine().coverage.report()
+
+
+def set_coverage_test(body: Body) -> Reply:
+    mock = engine()
+    mock.coverage.test = body["test"]
+    mock.changed()  # the meta names it, for the other processes of a shared store and a restart
     return Reply(None, 204)
 
 

@@ -40,3 +40,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+pytest_plugins = ["pytester"]  # the pytest plugin's own tests run consumer suites through it

@@ -35,6 +35,26 @@ def parser() -> argparse.ArgumentParser:
     _folders(fuzz)
     fuzz.add_argument("--url", help="fuzz a server already running there (default: start one in this process)")
     fuzz.add_argument("--max-examples", type=int, default=50, metavar="N", help="examples per operation (default 50)")
+    coverage = commands.add_parser(
+        "coverage", help="print which vendor outcomes a running mock has reached; exit 1 below a bar (for CI)"
+    )
+    coverage.add_argument("--url", default="http://127.0.0.1:4010", help="the mock (default http://127.0.0.1:4010)")
+    coverage.add_argument("--control-token", metavar="TOKEN", help="the server's control token, if it has one")
+    coverage.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    coverage.add_argument(
+        "--fail-under", type=float, metavar="PERCENT", help="exit 1 if fewer than PERCENT of the outcomes were reached"
+    )
+    coverage.add_argument(
+        "--require",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="exit 1 unless each of these outcomes was reached (a name ending in a dot, e.g. telnyx.dtmf., "
+        "requires every outcome under it)",
+    )
+    coverage.add_argument(
+        "--catalogue", action="store_true", help="print the outcome catalogue as a Markdown table and exit"
+    )
     serve = commands.add_parser("serve", help="run the mock server (the default command)")
     serve.add_argument(
         "--host",
@@ -257,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command is None:
         args = parser().parse_args(["serve", *argv])
+    if args.command == "coverage":
+        from verifymock.coverage import command
+
+        return command(args.url, args.control_token, args.json, args.fail_under, args.require, args.catalogue)
     if args.command in ("validate", "fuzz"):
         folders = Config(
             specs=args.specs, handlers=args.handlers, scenarios=args.scenarios, bundled=not args.no_bundled

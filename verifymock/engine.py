@@ -17,6 +17,7 @@ from typing import Any
 from verifymock.calls import Phones
 from verifymock.clock import Clock, Timer
 from verifymock.config import Config
+from verifymock.coverage import MAX_TEST_NAME, TEST_HEADER, Coverage
 from verifymock.errors import ApiError, ConfigError, ConfigErrors, Problem
 from verifymock.faults import Faults, delay, error_for
 from verifymock.journal import Journal
@@ -77,6 +78,7 @@ class RequestContext:
     raw_body: bytes = b""
     principal: str | None = None  # who the credentials name (a TeleSign customer id, ...)
     scenario: str | None = None  # the scenario the request ran under, for the log
+    line: str | None = None  # "METHOD /path", which coverage names as the request that reached an outcome
     fault: str | None = None  # a connection fault the gate carries out: close or reset
 
 
@@ -87,6 +89,15 @@ def _cancel(clock: Clock, record: Any) -> None:
     """A dropped record's timers go with it: a call's, or the one timer a verification or review keeps."""
     for timer_id in [*getattr(record, "timers", ()), getattr(record, "timer", None)]:
         clock.cancel(timer_id)
+
+
+def _requested() -> tuple[str | None, str | None]:
+    """The test an `X-Verifymock-Test` header names on the request being served, and its "METHOD /path"."""
+    context = _request.get()
+    if context is None:
+        return None, None
+    test = context.headers.get(TEST_HEADER)
+    return (test[:MAX_TEST_NAME] if test else None), context.line
 
 
 def engine() -> Mock:
@@ -146,9 +157,11 @@ class Mock:
         self.cm = CM(self)
         self.tollfree = TollFree(self)
         self.faults = Faults()
+        self.coverage = Coverage(lambda: self.clock.now_datetime().isoformat(), _requested)
+        self.webhooks.reach = self.coverage.reach
         self.webhooks.telesign_key = self.telesign.customers.get
         self.dirty = Dirty()  # enabled when the store is durable
-        for part in (self.phones, self.webhooks, self.scenarios, self.faults):
+        for part in (self.phones, self.webhooks, self.scenarios, self.faults, self.coverage):
             part.dirty = self.dirty
         self.records = Records(self)
         self._finished: dict[str, deque[str]] = {kind: deque() for kind in FINISHED}
@@ -583,6 +596,7 @@ class Mock:
             self.signer.use_seed(meta["signer"])
         self.webhooks.continue_from(int(meta.get("webhook_ids", 1)))
         self.faults.continue_from(max(int(meta.get("fault_ids", 1)), self.faults.next_id()))
+        self.coverage.test = meta.get("test", self.coverage.test)
         self._meta_written.update(meta)
         self._reset_mark = str(meta.get("reset", ""))
 
@@ -685,6 +699,7 @@ class Mock:
             "webhook_ids": self.webhooks.next_id(),
             "fault_ids": self.faults.next_id(),
             "indexed": INDEXED,
+            "test": self.coverage.test,
             **({"reset": self._reset_mark} if self.term is not None else {}),
         }
 
@@ -777,6 +792,7 @@ class Mock:
             self.signer.use_seed(meta["signer"])
         self.webhooks.continue_from(int(meta["webhook_ids"]))
         self.faults.continue_from(int(meta["fault_ids"]))
+        self.coverage.test = meta.get("test")
         self._meta_written = dict(meta)
         self._reset_mark = str(meta.get("reset", ""))
         self.dirty.take()  # what was read is what is stored
@@ -846,7 +862,7 @@ class Mock:
     def activate(self) -> None:
         _current.set(self)
 
-    async def reset(self) -> None:
+    async def reset(self, keep_coverage: bool = False) -> None:
         if self.clock.advancing:  # it would go on moving the clock and running timers after the reset
             raise ApiError(Problem.CONFLICT, "The clock is being advanced; reset once that advance has answered.")
         store = self.store
@@ -855,9 +871,14 @@ class Mock:
             if token is None:
                 raise ApiError(Problem.CONFLICT, "The clock is being advanced; reset once that advance has answered.")
             await store.release("advance", token)
+        reached, test = dict(self.coverage.reached), self.coverage.test
         self._forget_everything()
         if store is not None:
             await store.clear()
+        if keep_coverage:  # written again, to the cleared store
+            self.coverage.reached, self.coverage.test = reached, test
+            for name in reached:
+                self.dirty("outcome", name)
         self.changed()
         if self.term is not None:  # a new mark in the meta: the others read everything again (an empty state)
             self._reset_mark = secrets.token_hex(8)
@@ -873,6 +894,7 @@ class Mock:
         self.telesign.clear()
         self.tollfree.clear()
         self.faults.clear()
+        self.coverage.clear()
         for finished in self._finished.values():
             finished.clear()
         self._on_disk = dict.fromkeys(self._on_disk, 0)
@@ -885,8 +907,8 @@ class Mock:
 
     # -- per request ---------------------------------------------------------------------------------------------
 
-    def begin_request(self, headers: dict[str, str]) -> RequestContext:
-        context = RequestContext(headers, [])
+    def begin_request(self, headers: dict[str, str], line: str | None = None) -> RequestContext:
+        context = RequestContext(headers, [], line=line)
         _request.set(context)
         return context
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifymock import jsonio
 from verifymock.config import is_loopback
+from verifymock.coverage import error_outcome
 from verifymock.engine import Mock
 from verifymock.errors import ApiError, Problem
 from verifymock.fastpath import FastPath, Route
@@ -90,7 +91,7 @@ class Gate:
         media_type = headers.get("content-type")
         if media_type is not None and (not media_type.strip() or media_type != media_type.lower()):
             scope["headers"] = _plain_content_type(scope["headers"])
-        context = self.mock.begin_request(headers)
+        context = self.mock.begin_request(headers, f"{scope['method']} {scope['path']}")
         if scope["method"] not in SAFE_METHODS:
             self.mock.changed()
         raw = b""
@@ -137,6 +138,8 @@ class Gate:
                 self._journal(
                     scope, headers, raw, status, b"".join(response_chunks), started, context.touched, context.fault
                 )
+            if status >= 400:
+                self._reached_error(scope, status)
             if not quiet:
                 self.mock.trim()
             kept = await self.mock.commit_soon()
@@ -208,6 +211,14 @@ class Gate:
                 self.mock.leave()
         if again:  # under a new term, caught up with what the other processes decided
             await self({**scope, ATTEMPT_KEY: scope.get(ATTEMPT_KEY, 1) + 1}, _replaying(raw, receive), send)
+
+    def _reached_error(self, scope: Scope, status: int) -> None:
+        """An error answer a consumer received counts as an outcome of its vendor (`coverage`)."""
+        routing = scope["extensions"].get("connexion_routing") or {}
+        mounted, _ = self.mock.locate(scope["path"], routing.get("operation_id"))
+        name = error_outcome(mounted.spec.name, status) if mounted is not None else None
+        if name is not None:
+            self.mock.coverage.reach(name)
 
     def _has_get(self, path: str) -> bool:
         return "GET" in (self.mock.concrete_paths.get(path) or self.mock.allowed_methods(path))

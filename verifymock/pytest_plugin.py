@@ -9,7 +9,9 @@ Registered through the `pytest11` entry point, so installing verifymock is enoug
         assert verifymock.handset("+13035551234").messages
 
 One server serves the whole session; every test starts from a reset (state, clock timers, journal, bindings,
-webhooks received).
+webhooks received). Outcome coverage is kept across the session, each outcome credited to the test that reached
+it: the session ends with the table, `--verifymock-coverage=PATH` writes it as JSON, and
+`--verifymock-require=NAME,...` fails the session unless each outcome was reached.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 
 import pytest
 
+REPORT = pytest.StashKey[dict[str, Any]]()  # the session mock's coverage, read as it stops
+ABSENT = pytest.StashKey[list[str]]()  # the required outcomes it did not reach
 BASE_PATHS = {"telnyx": "/v2", "telesign": "", "cm": "/voiceapi/v2", "mock": "/_mock"}
 
 
@@ -147,8 +151,13 @@ class VerifyMock:
         self.control("PUT", f"/bindings/{phone_number}", {"scenario": scenario_id})
 
     def reset(self) -> None:
-        self.control("POST", "/reset")
+        """Everything as at start-up but the outcome coverage, which counts for the whole session."""
+        self.control("POST", "/reset?coverage=keep")
         self._receiver.received.clear()
+
+    def coverage(self) -> dict[str, Any]:
+        """The outcome coverage report so far (GET /_mock/coverage)."""
+        return dict(self.control("GET", "/coverage"))
 
     # -- observing ------------------------------------------------------------------------------------------------
 
@@ -183,8 +192,60 @@ def _matches(entry: dict[str, Any], match: dict[str, Any]) -> bool:
     return all(body.get(key) == value or f"{value}" in text for key, value in match.items())
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("verifymock")
+    group.addoption(
+        "--verifymock-coverage",
+        metavar="PATH",
+        help="write the outcome coverage report of the session's mock as JSON to PATH",
+    )
+    group.addoption(
+        "--verifymock-require",
+        metavar="NAME,...",
+        help="fail the session unless each of these outcomes was reached (a name ending in a dot requires every "
+        "outcome under it, e.g. telnyx.dtmf.)",
+    )
+
+
+def _required(config: pytest.Config) -> list[str]:
+    value = config.getoption("--verifymock-require") or ""
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    report = config.stash.get(REPORT, None)
+    path = config.getoption("--verifymock-coverage")
+    if path and report is not None:
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(report, file, indent=2)
+    required = _required(config)
+    if required:
+        from verifymock.coverage import missing
+
+        absent = missing(report, required) if report is not None else required
+        if absent and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        config.stash[ABSENT] = absent
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    report = config.stash.get(REPORT, None)
+    absent = config.stash.get(ABSENT, [])
+    if report is None and not absent:
+        return
+    from verifymock.coverage import table
+
+    terminalreporter.section("verifymock outcome coverage")
+    if report is not None:
+        for line in table(report).splitlines():
+            terminalreporter.write_line(line, red=line.startswith("FINDING"), bold=line.startswith("FINDING"))
+    if absent:
+        terminalreporter.write_line(f"required outcomes not reached: {', '.join(absent)}", red=True, bold=True)
+
+
 @pytest.fixture(scope="session")
-def _verifymock_session() -> Iterator[tuple[str, _Receiver]]:
+def _verifymock_session(pytestconfig: pytest.Config) -> Iterator[tuple[str, _Receiver]]:
     with warnings.catch_warnings():  # connexion's imports warn about its own dependencies; not the user's concern
         warnings.simplefilter("ignore")
         from verifymock.config import Config
@@ -199,6 +260,7 @@ def _verifymock_session() -> Iterator[tuple[str, _Receiver]]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             receiver.received.append(Webhook(self.path, headers, raw, receiver.check(headers, raw)))
             self.send_response(200)
+            self.send_header("x-verifymock-recorder", "1")  # it only records: coverage does not judge its answers
             self.send_header("content-length", "0")
             self.end_headers()
 
@@ -215,16 +277,19 @@ def _verifymock_session() -> Iterator[tuple[str, _Receiver]]:
 
             receiver.public_key = httpx.get(f"{server.url}/_mock/keys").json()["telnyx"]["public_key"]
             yield server.url, receiver
+            # read before the server stops (a webhook round the last test left under way may still be going)
+            pytestconfig.stash[REPORT] = httpx.get(f"{server.url}/_mock/coverage", timeout=30).json()
     finally:
         http.shutdown()
         http.server_close()
 
 
 @pytest.fixture
-def verifymock(_verifymock_session: tuple[str, _Receiver]) -> Iterator[VerifyMock]:
-    """The running mock, reset for this test."""
+def verifymock(_verifymock_session: tuple[str, _Receiver], request: pytest.FixtureRequest) -> Iterator[VerifyMock]:
+    """The running mock, reset for this test, which the outcomes reached from here on are credited to."""
     url, receiver = _verifymock_session
     mock = VerifyMock(url, receiver)
     mock.reset()
+    mock.control("PUT", "/coverage/test", {"test": request.node.nodeid[:1000]})
     yield mock
     mock._http.close()

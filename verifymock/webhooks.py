@@ -33,6 +33,9 @@ log = logging.getLogger("verifymock.webhooks")
 RETRY_DELAYS = (5.0, 30.0, 120.0)
 ATTEMPT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 ATTEMPT_DEADLINE = 5.0  # real seconds an attempt may take in all: a receiver dripping bytes cannot hold it longer
+# A receiver that answers with this header only records what it gets (the pytest plugin's): its answer to a forged
+# signature says nothing of the consumer's own receiver, so coverage does not judge it
+RECORDER_HEADER = "x-verifymock-recorder"
 
 _caused: ContextVar[set[asyncio.Task[None]] | None] = ContextVar("verifymock_webhook_rounds", default=None)
 
@@ -164,6 +167,7 @@ class Webhooks:
         # has been written, and a restart after a crash sends the same event again rather than a new one
         self.written: Callable[[], Awaitable[bool]] | None = None
         self.owner = ""  # this process, as the rounds it starts name it (with a store shared by several)
+        self.reach: Callable[[str], None] = lambda name: None  # an outcome for coverage (the engine's)
 
     def resume(self, owners: Callable[[str], bool] = lambda owner: False) -> None:
         """After a restart: start again the rounds that were under way when the server stopped (with a shared
@@ -222,10 +226,13 @@ class Webhooks:
         self.by_id[delivery.id] = delivery
         self.dirty("delivery", delivery.id)
         hold = delivery.breakage.late_seconds
+        if hold:
+            self.reach("webhooks.late")
         if delivery.breakage.out_of_order and not any(
             d.subject == subject and d is not delivery for d in self.by_id.values()
         ):
             hold += OUT_OF_ORDER_HOLD
+            self.reach("webhooks.out_of_order")
         if hold:
             delivery.timer = self.clock.schedule(hold, "webhook.round", str(delivery.id)).id
         else:
@@ -347,8 +354,17 @@ class Webhooks:
             for url in targets:
                 if await self._attempt(client, delivery, url):
                     delivery.state = "delivered"
+                    first = delivery.rounds == 1 and url == delivery.url
+                    self.reach(
+                        "webhooks.delivered_first"
+                        if first
+                        else "webhooks.failover_used"
+                        if url == failover
+                        else "webhooks.retried_then_delivered"
+                    )
                     if delivery.breakage.duplicate:  # the same event again, as a receiver must tolerate
                         await self._attempt(client, delivery, url, repeat=True)
+                        self.reach("webhooks.duplicate")
                     return
         if delivery.dropped:
             return
@@ -358,6 +374,7 @@ class Webhooks:
             ).id
         else:
             delivery.state = "failed"
+            self.reach("webhooks.all_failed")
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery, url: str, repeat: bool = False) -> bool:
         number = len(delivery.attempts) + 1
@@ -367,11 +384,15 @@ class Webhooks:
             delivery.attempts.append(Attempt(number, url, at, None, "dropped by the scenario", False))
             return False
         headers = self._headers(delivery, body, delivery.breakage.bad_signature)
+        forged = delivery.breakage.bad_signature and delivery.signing != "none"
+        if forged:
+            self.reach("webhooks.forged.sent")
         try:
             async with asyncio.timeout(ATTEMPT_DEADLINE):
                 # streamed and closed unread: only the status counts, so a receiver's endless body costs nothing
                 async with client.stream("POST", url, content=body, headers=headers) as response:
                     status = response.status_code
+                    recorder = RECORDER_HEADER in response.headers
         except TimeoutError:
             error = f"no answer within {ATTEMPT_DEADLINE:g} s"
             delivery.attempts.append(Attempt(number, url, at, None, error, False))
@@ -381,6 +402,8 @@ class Webhooks:
             return False
         ok = 200 <= status < 300
         delivery.attempts.append(Attempt(number, url, at, status, None, ok))
+        if forged and not recorder:
+            self.reach("webhooks.forged.accepted" if ok else "webhooks.forged.refused")
         return ok
 
 

@@ -27,3 +27,11 @@ def test_docs_readme_catalogue_lists_every_scenario_and_number() -> None:
         for number in scenario.numbers:
             assert number in row
         assert scenario.summary in row
+
+
+def test_docs_readme_outcome_catalogue_is_the_generated_one() -> None:
+    from verifymock.coverage import markdown
+
+    start, end = "<!-- outcome catalogue: verifymock coverage --catalogue -->\n", "<!-- end of outcome catalogue -->"
+    assert start in README and end in README
+    assert README.split(start, 1)[1].split(end, 1)[0].strip() == markdown().strip()

@@ -19,6 +19,7 @@ import orjson
 
 from verifymock import jsonio
 from verifymock.calls import Call, Message
+from verifymock.coverage import Reached
 from verifymock.faults import Fault
 from verifymock.state.store import IndexEntry, Put
 from verifymock.vendors.telesign import Transaction
@@ -46,6 +47,7 @@ KINDS = (
     "nonce",
     "tollfree",
     "delivery",
+    "outcome",
 )
 
 # The index entries each kind of record has, found from its data. A store keeps them with the record; a change to
@@ -87,6 +89,7 @@ class Records:
             "nonce": (lambda: m.telesign.nonces, lambda at: {"at": at}),
             "tollfree": (lambda: m.tollfree.requests, _same),
             "delivery": (lambda: {str(k): d for k, d in m.webhooks.by_id.items()}, _same),
+            "outcome": (lambda: m.coverage.reached, _same),
         }
 
     def put(self, kind: str, record_id: str, stored: bool) -> Put | None:
@@ -162,6 +165,7 @@ class Records:
             "transaction": m.telesign.transactions,
             "tollfree": m.tollfree.requests,
             "delivery": m.webhooks.by_id,
+            "outcome": m.coverage.reached,
         }
         held, home = homes[kind].get(key), homes[kind]
         if data is None:
@@ -211,6 +215,7 @@ class Records:
         m.tollfree.requests = {i: TollFreeRequest.from_data(d) for i, d in by_kind["tollfree"]}
         deliveries = [Delivery.from_data(d) for _, d in by_kind["delivery"]]
         m.webhooks.restore(deliveries, max((d.id for d in deliveries), default=0) + 1)
+        m.coverage.reached = {i: Reached.from_data(d) for i, d in by_kind["outcome"]}
 
 
 _PLAIN: dict[str, Callable[[Data], Any]] = {"binding": lambda d: d["scenario"], "nonce": lambda d: float(d["at"])}
@@ -221,6 +226,7 @@ _FROM_DATA: dict[str, Callable[[Data], Any]] = {
     "transaction": Transaction.from_data,
     "tollfree": TollFreeRequest.from_data,
     "delivery": Delivery.from_data,
+    "outcome": Reached.from_data,
 }
 _DECODERS: dict[str, Callable[[Data], Any]] = {
     "call": Call.from_data,

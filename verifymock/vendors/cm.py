@@ -213,10 +213,11 @@ class CM:
         }
 
     def finished(self, flow: Body, call: Call, reason: str) -> None:
+        code, description, sip_code, sip_reason = RESULTS.get(reason, RESULTS["completed"])
+        self.mock.coverage.reach(f"cm.result.{code}")
         url = flow["body"].get("callback-url")
         if not url:
             return
-        code, description, sip_code, sip_reason = RESULTS.get(reason, RESULTS["completed"])
         payload = {
             "type": "dtmf-finished",
             "call-id": call.id,
@@ -287,11 +288,11 @@ class DtmfCollection:
             return
         mock.phones.cancel(call, state["wait"])
         if digit in state["terminators"]:
-            DtmfCollection._evaluate(mock, call)
+            DtmfCollection._evaluate(mock, call, "by_terminator")
             return
         state["input"] += digit
         if state["high"] is not None and len(state["input"]) >= state["high"]:
-            DtmfCollection._evaluate(mock, call)
+            DtmfCollection._evaluate(mock, call, "by_max_digits")
         else:
             state["wait"] = mock.phones.later(call, state["timeout"], "cm.digit_wait")
 
@@ -319,19 +320,22 @@ class DtmfCollection:
         assert state is not None
         state["wait"] = None
         if state["input"]:
-            DtmfCollection._evaluate(mock, call)
+            DtmfCollection._evaluate(mock, call, "by_timeout")
         else:
             state["last_input"] = ""
             DtmfCollection._failed(mock, call, 0.0)
 
     @staticmethod
-    def _evaluate(mock: Mock, call: Call) -> None:
+    def _evaluate(mock: Mock, call: Call, ended: str) -> None:
+        """The input is complete, `ended` as it was (by_terminator, by_max_digits, by_timeout): check it."""
         state = call.flow
         assert state is not None
         state["collecting"] = False
         state["last_input"] = state["input"]
+        mock.coverage.reach(f"cm.input.{ended}")
         if DtmfCollection._acceptable(state, state["input"]):
             state["valid"] = True
+            mock.coverage.reach("cm.input.valid_first" if state["attempts"] == 1 else "cm.input.valid_later")
             mock.phones.play(call, state["body"]["valid-prompt"])
             mock.phones.finish(call, "completed")
         else:
@@ -353,6 +357,7 @@ class DtmfCollection:
     def _failed(mock: Mock, call: Call, playing: float) -> None:
         assert call.flow is not None
         if call.flow["attempts"] >= call.flow["max_attempts"]:
+            mock.coverage.reach("cm.input.exhausted")
             mock.phones.finish(call, "completed")
         else:
             DtmfCollection._attempt(mock, call, after=playing)

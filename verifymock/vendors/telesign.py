@@ -229,6 +229,8 @@ class TeleSign:
         self.transactions[transaction.reference_id] = transaction
         self.mock.dirty("transaction", transaction.reference_id)
         self.mock.touch(transaction.reference_id)
+        if body.get("pressx") == "1":
+            self.mock.coverage.reach("telesign.pressx")
         if scenario.blocked is not None:
             self._set_status(transaction, 129 if scenario.blocked == "by_customer" else 130)
             return transaction
@@ -245,6 +247,7 @@ class TeleSign:
         )
         transaction.call_id = call.id
         self.mock.dirty("transaction", transaction.reference_id)
+        self.mock.coverage.reach("telesign.status.103")
         return transaction
 
     def transaction(self, reference_id: str, sub_resource: str = "call") -> Transaction:
@@ -271,6 +274,7 @@ class TeleSign:
         if verify_code is not None:
             self.mock.touch(reference_id)
             self._check(transaction, verify_code)
+        self.mock.coverage.reach(f"telesign.code_state.{transaction.code_state}")
         return transaction.to_json()
 
     def _check(self, transaction: Transaction, entered: str) -> None:
@@ -289,6 +293,7 @@ class TeleSign:
     def completion(self, reference_id: str) -> Body:
         transaction = self.transaction(reference_id, sub_resource="voice")
         self.mock.touch(reference_id)
+        self.mock.coverage.reach("telesign.completion")
         return {
             "reference_id": transaction.reference_id,
             "sub_resource": "voice",
@@ -310,6 +315,7 @@ class TeleSign:
         self.mock.dirty("transaction", transaction.reference_id)
         if code != 103:  # its call is over
             self.mock.finished("transaction", transaction.reference_id)
+        self.mock.coverage.reach(f"telesign.status.{code}")
         self._callback(transaction)
 
     def _callback(self, transaction: Transaction) -> None:
@@ -395,9 +401,10 @@ class VoiceVerify:
         state["wait"] = None
         state["silences"] = 0
         if digit == state["digit"]:
+            mock.coverage.reach("telesign.gate.passed")
             VoiceVerify._read_code(mock, call)
         elif state["plays"] >= VoiceVerify._limit(state):
-            mock.phones.finish(call, "completed")
+            VoiceVerify._shut(mock, call)
         else:
             VoiceVerify._gate(mock, call)
 
@@ -422,6 +429,12 @@ class VoiceVerify:
         state["wait"] = mock.phones.later(call, playing + PROMPT_WAIT, "telesign.prompt_wait")
 
     @staticmethod
+    def _shut(mock: Mock, call: Call) -> None:
+        """The gate was never passed: the call ends without the code."""
+        mock.coverage.reach("telesign.gate.failed")
+        mock.phones.finish(call, "completed")
+
+    @staticmethod
     def _read_code(mock: Mock, call: Call) -> None:
         assert call.flow is not None
         call.flow["gated"] = False
@@ -438,6 +451,6 @@ def _silence(mock: Mock, t: Timer) -> None:
     state["wait"] = None
     state["silences"] += 1
     if state["silences"] >= 2 or state["plays"] >= VoiceVerify._limit(state):
-        mock.phones.finish(call, "completed")
+        VoiceVerify._shut(mock, call)
     else:
         VoiceVerify._gate(mock, call)

@@ -286,6 +286,7 @@ class Telnyx:
         self.verifications[verification.id] = verification
         self.mock.dirty("verification", verification.id)
         self.mock.touch(verification.id)
+        self.mock.coverage.reach(f"telnyx.channel.{channel}")
         phones = self.mock.phones
         if channel in ("sms", "whatsapp"):
             self._message(verification, profile, settings, scenario)
@@ -334,6 +335,7 @@ class Telnyx:
     def _refuse_overlapping_dtmf(self, phone: str) -> None:
         for other in self.verifications.values():
             if other.type == "dtmf_confirm" and other.phone_number == phone and other.status == "pending":
+                self.mock.coverage.reach("telnyx.dtmf.second_refused")
                 raise ApiError(
                     Problem.UNPROCESSABLE,
                     f"A DTMF confirmation call to {phone} is still in progress ({other.id}); wait until it completes.",
@@ -380,7 +382,7 @@ class Telnyx:
             reverse=True,
         )
 
-    def check_code(self, verification: Verification, code: str | None, status: str | None) -> Body:
+    def check_code(self, verification: Verification, code: str | None, status: str | None, by: str = "id") -> Body:
         if verification.type == "dtmf_confirm":
             raise ApiError(
                 Problem.UNPROCESSABLE,
@@ -396,9 +398,9 @@ class Telnyx:
                 )
             if verification.status == "pending":
                 self._set_status(verification, status if status == "accepted" else "invalid")
-            return self._code_response(verification, status == "accepted")
+            return self._checked(verification, by, status == "accepted")
         if code is None:  # Telnyx's schema requires neither: a check with nothing to check does not match
-            return self._code_response(verification, False)
+            return self._checked(verification, by, False)
         if verification.status == "pending" and self.mock.clock.now() >= verification.expires_at:
             self._set_status(verification, "expired")
         accepted = verification.status == "pending" and secrets.compare_digest(
@@ -407,7 +409,7 @@ class Telnyx:
         )
         if accepted:
             self._set_status(verification, "accepted")
-        return self._code_response(verification, accepted)
+        return self._checked(verification, by, accepted)
 
     def check_code_by_number(self, phone: str, code: str, profile_id: str) -> Body:
         mine = [v for v in self.by_phone_number(phone) if v.verify_profile_id == profile_id]
@@ -416,7 +418,14 @@ class Telnyx:
         if not candidates:
             raise ApiError(Problem.NOT_FOUND, f"No verification for {phone} under verify profile {profile_id}.")
         pending = [v for v in candidates if v.status == "pending"]
-        return self.check_code((pending or candidates)[0], code, None)
+        return self.check_code((pending or candidates)[0], code, None, by="number")
+
+    def _checked(self, verification: Verification, by: str, accepted: bool) -> Body:
+        reach = self.mock.coverage.reach
+        reach(f"telnyx.check.by_{by}")
+        expired = not accepted and verification.status == "expired"
+        reach("telnyx.code.accepted" if accepted else "telnyx.code.expired" if expired else "telnyx.code.rejected")
+        return self._code_response(verification, accepted)
 
     @staticmethod
     def _code_response(verification: Verification, accepted: bool) -> Body:
@@ -497,7 +506,8 @@ def _dtmf_timeout(mock: Mock, t: Timer) -> None:
     if verification is None or call is None or call.flow is None or call.flow["outcome"] is not None:
         return
     verification.timer = None
-    DtmfConfirm.finish(mock, call, "expired", "no_answer" if call.state == "ringing" else "completed")
+    end = "no_answer" if call.state == "ringing" else "completed"
+    DtmfConfirm.finish(mock, call, "expired", end, how="expired_timeout")
 
 
 @flow("telnyx.code_call")
@@ -525,6 +535,17 @@ class CodeCall:
         pass
 
 
+# how a DTMF confirmation's call ended before an outcome, as its coverage outcome
+_DTMF_ENDS = {
+    "no_answer": "error_no_answer",
+    "busy": "error_busy",
+    "failed": "error_unreachable",
+    "blocked": "error_unreachable",
+    "declined": "error_declined",
+    "voicemail": "expired_voicemail",
+}
+
+
 @flow("telnyx.dtmf_confirm")
 class DtmfConfirm:
     """Seed 000: the fixed prompt plays; 1 accepts; a wrong digit replays it, the third makes the verification
@@ -547,11 +568,11 @@ class DtmfConfirm:
         mock.phones.cancel(call, state["wait"])
         state["wait"] = None
         if digit == "1":
-            DtmfConfirm.finish(mock, call, "accepted")
+            DtmfConfirm.finish(mock, call, "accepted", how="accepted_after_wrong" if state["wrong"] else "accepted")
             return
         state["wrong"] += 1
         if state["wrong"] >= DTMF_ATTEMPTS:
-            DtmfConfirm.finish(mock, call, "invalid")
+            DtmfConfirm.finish(mock, call, "invalid", how="invalid")
         else:
             DtmfConfirm._prompt(mock, call)
 
@@ -561,7 +582,7 @@ class DtmfConfirm:
         assert state is not None
         if state["outcome"] is None:
             status = "error" if reason in ("no_answer", "busy", "failed", "declined", "blocked") else "expired"
-            DtmfConfirm._complete(mock, call, status)
+            DtmfConfirm._complete(mock, call, status, _DTMF_ENDS.get(reason, "expired_hangup"))
 
     @staticmethod
     def _prompt(mock: Mock, call: Call) -> None:
@@ -570,18 +591,20 @@ class DtmfConfirm:
         call.flow["wait"] = mock.phones.later(call, playing + DTMF_WAIT, "telnyx.dtmf_wait")
 
     @staticmethod
-    def finish(mock: Mock, call: Call, status: str, end: str = "completed") -> None:
-        """The outcome is `status`: the call is ended (`end`), and the verification completes."""
+    def finish(mock: Mock, call: Call, status: str, end: str = "completed", *, how: str) -> None:
+        """The outcome is `status`, reached as `how` (its coverage outcome): the call is ended (`end`), and the
+        verification completes."""
         assert call.flow is not None
         call.flow["outcome"] = status
         mock.phones.finish(call, end)
-        DtmfConfirm._complete(mock, call, status)
+        DtmfConfirm._complete(mock, call, status, how)
 
     @staticmethod
-    def _complete(mock: Mock, call: Call, status: str) -> None:
+    def _complete(mock: Mock, call: Call, status: str, how: str) -> None:
         state = call.flow
         assert state is not None
         state["outcome"] = status
+        mock.coverage.reach(f"telnyx.dtmf.{how}")
         verification = mock.telnyx.verifications.get(state["verification"])
         if verification is not None:
             mock.telnyx.complete(verification, state, status)
@@ -593,4 +616,4 @@ def _dtmf_wait(mock: Mock, t: Timer) -> None:
     call = mock.phones.by_id.get(t.key)
     if call is not None and call.flow is not None and call.flow["outcome"] is None:
         call.flow["wait"] = None
-        DtmfConfirm.finish(mock, call, "expired")
+        DtmfConfirm.finish(mock, call, "expired", how="expired_silence")

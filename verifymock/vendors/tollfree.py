@@ -75,6 +75,7 @@ class TollFree:
         self.requests[request.id] = request
         self.mock.dirty("tollfree", request.id)
         self.mock.touch(request.id)
+        self.mock.coverage.reach("tollfree.submitted")
         self._record(request)
         self._schedule(request)
         return request.to_egress()
@@ -92,6 +93,7 @@ class TollFree:
         self.mock.dirty("tollfree", request_id)
         self.mock.touch(request_id)
         if request.status == "Waiting For Customer":
+            self.mock.coverage.reach("tollfree.updated_while_waiting")
             self._change(request, "In Progress", None)
             self._schedule(request)
         return request.to_egress()
@@ -106,6 +108,7 @@ class TollFree:
             )
         self.mock.clock.cancel(request.timer)
         del self.requests[request_id]
+        self.mock.coverage.reach("tollfree.deleted")
         self.mock.dirty("tollfree", request_id)
         self.mock.touch(request_id)
 
@@ -154,6 +157,8 @@ class TollFree:
         self._schedule(request)
 
     def _change(self, request: TollFreeRequest, status: str, reason: str | None) -> None:
+        if status != "In Progress":
+            self.mock.coverage.reach(f"tollfree.status.{status.lower().replace(' ', '_')}")
         request.status = status
         request.reason = reason
         self.mock.dirty("tollfree", request.id)
