@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -217,3 +218,29 @@ def test_cli_runs_with_only_its_declared_dependencies(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     with running(["--quiet"], cwd=elsewhere, env=env, command=command) as (url, _):
         assert httpx.get(f"{url}/_mock/health").json() == {"status": "ok"}
+
+
+def test_cli_coverage_prints_the_report_and_holds_ci_to_a_bar(tmp_path: Path) -> None:
+    def coverage(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*VERIFYMOCK, "coverage", "--url", url, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+
+    with running(["--clock", "manual", "--quiet"], cwd=tmp_path) as (url, _):
+        assert httpx.get(f"{url}/v2/verify_profiles").status_code == 401
+        table = coverage(url)
+        assert table.returncode == 0, table.stderr
+        assert "  [x] telnyx.error.401" in table.stdout and "  [ ] telnyx.error.404" in table.stdout
+        assert table.stdout.rstrip().endswith("Outcome coverage: 1 of 89 (1.1%)")
+        as_json = coverage(url, "--json")
+        assert json.loads(as_json.stdout)["reached"] == 1
+        assert coverage(url, "--require", "telnyx.error.401").returncode == 0
+        missing = coverage(url, "--require", "telnyx.error.401", "telnyx.dtmf.")
+        assert missing.returncode == 1
+        assert "required outcomes not reached: telnyx.dtmf." in missing.stderr
+        under = coverage(url, "--fail-under", "50")
+        assert (under.returncode, under.stderr.strip()) == (1, "verifymock coverage: 1.1% is under 50.0%")
+    gone = coverage(url)
+    assert gone.returncode == 2 and "cannot reach" in gone.stderr
+    catalogue = coverage(url, "--catalogue")
+    assert catalogue.returncode == 0 and "| `webhooks.forged.accepted` |" in catalogue.stdout

@@ -366,3 +366,16 @@ def test_replicas_requests_in_a_row_changing_one_record_are_never_refused(redis_
         process.terminate()
         output = process.communicate(timeout=10)[0]
     assert "refused" not in output
+
+
+def test_replicas_count_outcome_coverage_as_one_mock(replicas: list[str]) -> None:
+    """An outcome reached through either replica counts once per time, under the test named through the other."""
+    first, second = replicas
+    assert httpx.put(f"{first}/_mock/coverage/test", json={"test": "suite.py::shared"}).status_code == 204
+    for url in (first, second, first):
+        assert httpx.get(f"{url}/v2/verify_profiles").status_code == 401
+    for url in replicas:
+        rows = {r["name"]: r for v in httpx.get(f"{url}/_mock/coverage").json()["vendors"] for r in v["outcomes"]}
+        assert (rows["telnyx.error.401"]["count"], rows["telnyx.error.401"]["tests"]) == (3, ["suite.py::shared"])
+    assert httpx.post(f"{second}/_mock/reset").status_code == 204
+    _wait(lambda: httpx.get(f"{first}/_mock/coverage").json()["reached"] == 0)
