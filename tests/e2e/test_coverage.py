@@ -179,3 +179,27 @@ def test_coverage_survives_a_restart_with_a_state_file(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/v2/verify_profiles").status_code == 401
         row = reached(httpx.Client(base_url=f"{url}/_mock"))["telnyx.error.401"]
         assert (row["count"], row["tests"]) == (2, ["suite.py::before"])  # the test named is kept too
+
+
+def test_coverage_webhooks_retried_then_delivered_or_given_up(
+    mock_server: Running, control: httpx.Client, receiver: Receiver
+) -> None:
+    response = telnyx(
+        mock_server,
+        "POST",
+        "/verify_profiles",
+        json={"name": "A", "webhook_url": f"{receiver.url}/flaky", "dtmf_confirm": {}},
+    )
+    flaky = response.json()["data"]["id"]
+    receiver.script["/flaky"] = [503]  # the first round fails; the retry 5 s later is taken
+    body = {"phone_number": "+15005550101", "verify_profile_id": flaky}
+    assert telnyx(mock_server, "POST", "/verifications/dtmf_confirm", json=body).status_code == 200
+    control.post("/clock/advance", json={"seconds": 20})
+    assert "webhooks.retried_then_delivered" in reached(control)
+    assert "webhooks.all_failed" not in reached(control)
+    receiver.script["/flaky"] = [503] * 10  # every round fails: 4 rounds over 155 s, then the mock gives up
+    body = {"phone_number": "+15005550101", "verify_profile_id": flaky}
+    assert telnyx(mock_server, "POST", "/verifications/dtmf_confirm", json=body).status_code == 200
+    control.post("/clock/advance", json={"seconds": 300})
+    row = reached(control)["webhooks.all_failed"]
+    assert row["count"] == 1 and row["first"]["request"] == "POST /_mock/clock/advance"
