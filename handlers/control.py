@@ -25,6 +25,18 @@ def get_coverage() -> Body:
     return engine().coverage.report()
 
 
+def list_timelines(limit: int = 100) -> Body:
+    stories = list(engine().timelines.stories.values())
+    return {"data": [story.summary() for story in reversed(stories[-limit:])]}
+
+
+def get_timeline(subject_id: str) -> Body:
+    story = engine().timelines.stories.get(subject_id)
+    if story is None:
+        raise ApiError(Problem.NOT_FOUND, f"No story of a verification, transaction, call or request {subject_id}.")
+    return story.to_json()
+
+
 def set_coverage_test(body: Body) -> Reply:
     mock = engine()
     mock.coverage.test = body["test"]

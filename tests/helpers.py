@@ -58,6 +58,31 @@ PROFILE_BODY: dict[str, Any] = {
 }
 
 
+def tollfree_body(**fields: Any) -> dict[str, Any]:
+    """A toll-free verification request as the API takes it (camelCase), with these fields changed."""
+    return {
+        "businessName": "Acme Corp",
+        "corporateWebsite": "https://acme.example",
+        "businessAddr1": "1 Main St",
+        "businessCity": "Chicago",
+        "businessState": "Illinois",
+        "businessZip": "60601",
+        "businessContactFirstName": "Ada",
+        "businessContactLastName": "Lovelace",
+        "businessContactEmail": "ada@acme.example",
+        "businessContactPhone": "+13125550100",
+        "messageVolume": "10,000",
+        "phoneNumbers": [{"phoneNumber": "+18773554398"}],
+        "useCase": "2FA",
+        "useCaseSummary": "Login codes",
+        "productionMessageContent": "Your code is 123456",
+        "optInWorkflow": "A box on sign-up",
+        "optInWorkflowImageURLs": [{"url": "https://acme.example/optin.png"}],
+        "additionalInformation": "None",
+        **fields,
+    }
+
+
 def make_profile(client: Any, **fields: Any) -> str:
     """A verify profile with every channel, through the API; returns its id."""
     response = client.post("/v2/verify_profiles", json={**PROFILE_BODY, **fields}, headers=TELNYX_AUTH)

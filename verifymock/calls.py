@@ -10,6 +10,7 @@ too (see clock.py); the kinds a callee's script sets are registered here.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ class Call:
     prompt_ends: float = 0.0  # clock time the last prompt stops playing
     digits: str = ""
     timers: list[str] = field(default_factory=list)  # ids of the timers that die with the call
+    subject: str | None = None  # whose story it is part of: a verification, a transaction, itself (CM)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Call:
@@ -126,6 +128,7 @@ class Phones:
         self.ended: deque[str] = deque()  # ids of calls that ended, in the order they did: what retention may drop
         self.messages: deque[Message] = deque()
         self.messages_by_id: dict[str, Message] = {}
+        self.tell: Callable[..., Any] = lambda *args, **kwargs: None  # an event of a story (the engine's timelines)
 
     @property
     def calls(self) -> list[Call]:
@@ -175,6 +178,7 @@ class Phones:
         flow: dict[str, Any] | None,
         ring_timeout: float = RING_TIMEOUT,
         call_id: str | None = None,
+        subject: str | None = None,
     ) -> Call:
         call = Call(
             id=call_id or new_id(),
@@ -185,8 +189,10 @@ class Phones:
             scenario=scenario.id,
             started_at=self._stamp(),
             flow=flow,
+            subject=subject,
         )
         self.add(call)
+        self.tell(subject, "vendor", "phone", "call placed: ringing", detail=f"from {caller_id}")
         # one timer for whatever ends the ringing first: a scripted answer or end takes the call out of `ringing`
         # for good, so a ring-out after it would never act (and showed in the clock as a timer that never fires)
         callee = scenario.callee
@@ -203,13 +209,24 @@ class Phones:
         return call
 
     def send_message(
-        self, *, vendor: str, channel: str, phone_number: str, sender: str, text: str, status: str
+        self,
+        *,
+        vendor: str,
+        channel: str,
+        phone_number: str,
+        sender: str,
+        text: str,
+        status: str,
+        subject: str | None = None,
     ) -> Message:
         message = Message(new_id(), vendor, channel, phone_number, sender, text, status, self._stamp())
         self.keep_message(message)
+        self.tell(subject, "vendor", "phone", f"{channel.upper()}: {text}", detail=status)
         return message
 
-    def flash_call(self, *, vendor: str, phone_number: str, caller_id: str, scenario: Scenario) -> Call:
+    def flash_call(
+        self, *, vendor: str, phone_number: str, caller_id: str, scenario: Scenario, subject: str | None = None
+    ) -> Call:
         """A missed call whose caller id carries the code: it rings once and ends."""
         call = Call(
             new_id(),
@@ -222,8 +239,10 @@ class Phones:
             state="completed",
             end_reason="flash",
             ended_at=self._stamp(),
+            subject=subject,
         )
         self.add(call)
+        self.tell(subject, "vendor", "phone", f"flash call from {caller_id}: rings once, unanswered")
         return call
 
     def play(self, call: Call, text: str, *, after: float = 0.0) -> float:
@@ -231,6 +250,7 @@ class Phones:
         seconds until it has been spoken."""
         call.prompts.append(text)
         self.dirty("call", call.id)
+        self.tell(call.subject, "vendor", "phone", f"prompt: {text}", after=after, seconds=speaking_time(text))
         ends = after + speaking_time(text)
         call.prompt_ends = self.clock.now() + ends
         return ends
@@ -261,6 +281,10 @@ class Phones:
         call.ended_at = self._stamp()
         self.ended.append(call.id)
         self.dirty("call", call.id)
+        if state in ("completed", "hangup"):
+            self.tell(call.subject, "vendor", "phone", "hangs up: call ended")
+        else:
+            self.tell(call.subject, "phone", "vendor", f"call ended: {state.replace('_', ' ')}")
         self._flow(call, "ended", state)
 
     # -- what the callee does (scenario or handset) ----------------------------------------------------------------
@@ -271,6 +295,7 @@ class Phones:
         call.state = "in_progress"
         call.answered_at = self._stamp()
         self.dirty("call", call.id)
+        self.tell(call.subject, "phone", "vendor", "answered")
         self._flow(call, "answered")
 
     def press(self, call: Call, digits: str) -> None:
@@ -283,6 +308,7 @@ class Phones:
                 break
             call.digits += digit
             self.dirty("call", call.id)
+            self.tell(call.subject, "phone", "vendor", f"key {digit}")
             self._flow(call, "pressed", digit)
 
     def hangup(self, call: Call) -> None:

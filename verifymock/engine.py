@@ -10,7 +10,8 @@ import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from verifymock.state.store import Changes, Conflict, Key, Loaded, Store, open_s
 from verifymock.state.term import NAME as TERM_NAME
 from verifymock.state.term import TTL_S as TERM_TTL_S
 from verifymock.state.term import Term, Unavailable, keep
+from verifymock.timeline import Timelines
 from verifymock.ui import Listeners
 from verifymock.vendors.cm import CM
 from verifymock.vendors.telesign import TeleSign
@@ -79,6 +81,7 @@ class RequestContext:
     principal: str | None = None  # who the credentials name (a TeleSign customer id, ...)
     scenario: str | None = None  # the scenario the request ran under, for the log
     line: str | None = None  # "METHOD /path", which coverage names as the request that reached an outcome
+    told: list[str] = field(default_factory=list)  # the stories this request is in, which its answer ends
     fault: str | None = None  # a connection fault the gate carries out: close or reset
 
 
@@ -159,9 +162,11 @@ class Mock:
         self.faults = Faults()
         self.coverage = Coverage(lambda: self.clock.now_datetime().isoformat(), _requested)
         self.webhooks.reach = self.coverage.reach
+        self.timelines = Timelines(self.clock.now)
+        self.webhooks.tell = self.phones.tell = self.timelines.tell
         self.webhooks.telesign_key = self.telesign.customers.get
         self.dirty = Dirty()  # enabled when the store is durable
-        for part in (self.phones, self.webhooks, self.scenarios, self.faults, self.coverage):
+        for part in (self.phones, self.webhooks, self.scenarios, self.faults, self.coverage, self.timelines):
             part.dirty = self.dirty
         self.records = Records(self)
         self._finished: dict[str, deque[str]] = {kind: deque() for kind in FINISHED}
@@ -227,6 +232,7 @@ class Mock:
         HOT_FINISHED of each kind then leave memory and stay on disk. Those finished before any record in memory,
         so retention drops them first, at the next commit (`_trim_disk`)."""
         limit, on_disk, phones = self.config.retain, self._on_disk, self.phones
+        self.timelines.trim(limit)
         while not on_disk["call"] and len(phones.by_id) > limit and (call := phones.drop_oldest_ended()) is not None:
             _cancel(self.clock, call)
         while not on_disk["message"] and len(phones.messages) > limit:
@@ -895,6 +901,7 @@ class Mock:
         self.tollfree.clear()
         self.faults.clear()
         self.coverage.clear()
+        self.timelines.clear()
         for finished in self._finished.values():
             finished.clear()
         self._on_disk = dict.fromkeys(self._on_disk, 0)
@@ -923,6 +930,14 @@ class Mock:
         context = _request.get()
         if context is not None and resource_id not in context.touched:
             context.touched.append(resource_id)
+            # a vendor request is an event of its subject's story (a verification's, a transaction's...)
+            if context.line and self.timelines.tell(resource_id, "app", "vendor", context.line):
+                context.told.append(resource_id)
+
+    def answered(self, context: RequestContext, status: int) -> None:
+        """The request's answer ends its part of each story it is in."""
+        for subject in context.told:
+            self.timelines.tell(subject, "vendor", "app", f"{status} {HTTPStatus(status).phrase}")
 
     async def scenario_for(self, phone_number: str | None) -> Scenario:
         """The scenario this request runs under, with its latency and forced error applied."""

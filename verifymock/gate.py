@@ -140,6 +140,8 @@ class Gate:
                 )
             if status >= 400:
                 self._reached_error(scope, status)
+            if context.told:
+                self.mock.answered(context, status)
             if not quiet:
                 self.mock.trim()
             kept = await self.mock.commit_soon()

@@ -168,6 +168,7 @@ class Webhooks:
         self.written: Callable[[], Awaitable[bool]] | None = None
         self.owner = ""  # this process, as the rounds it starts name it (with a store shared by several)
         self.reach: Callable[[str], None] = lambda name: None  # an outcome for coverage (the engine's)
+        self.tell: Callable[..., Any] = lambda *args, **kwargs: None  # an event of a story (the engine's timelines)
 
     def resume(self, owners: Callable[[str], bool] = lambda owner: False) -> None:
         """After a restart: start again the rounds that were under way when the server stopped (with a shared
@@ -235,6 +236,7 @@ class Webhooks:
             self.reach("webhooks.out_of_order")
         if hold:
             delivery.timer = self.clock.schedule(hold, "webhook.round", str(delivery.id)).id
+            self.tell(subject, "vendor", "vendor", f"webhook {delivery.event_type} held {hold:g} s (scenario)")
         else:
             self.start_round(delivery)
         return delivery
@@ -382,6 +384,7 @@ class Webhooks:
         at = self.clock.now_datetime().isoformat()
         if number <= delivery.breakage.drop_attempts:
             delivery.attempts.append(Attempt(number, url, at, None, "dropped by the scenario", False))
+            self._told(delivery, url, "dropped by the scenario")
             return False
         headers = self._headers(delivery, body, delivery.breakage.bad_signature)
         forged = delivery.breakage.bad_signature and delivery.signing != "none"
@@ -396,15 +399,31 @@ class Webhooks:
         except TimeoutError:
             error = f"no answer within {ATTEMPT_DEADLINE:g} s"
             delivery.attempts.append(Attempt(number, url, at, None, error, False))
+            self._told(delivery, url, error)
             return False
         except httpx.HTTPError as exc:
             delivery.attempts.append(Attempt(number, url, at, None, f"{type(exc).__name__}: {exc}", False))
+            self._told(delivery, url, type(exc).__name__)
             return False
         ok = 200 <= status < 300
         delivery.attempts.append(Attempt(number, url, at, status, None, ok))
+        self._told(delivery, url, str(status), forged)
         if forged and not recorder:
             self.reach("webhooks.forged.accepted" if ok else "webhooks.forged.refused")
         return ok
+
+    def _told(self, delivery: Delivery, url: str, result: str, forged: bool = False) -> None:
+        """An attempt, as its subject's story tells it."""
+        attempt = delivery.attempts[-1]
+        where = "failover URL" if url == delivery.failover_url and url != delivery.url else "URL"
+        signed = ", wrong signature" if forged else ""
+        self.tell(
+            delivery.subject,
+            "vendor",
+            "receiver",
+            f"webhook {delivery.event_type} → {result}",
+            detail=f"attempt {attempt.number} to the {where}{signed}: {url}",
+        )
 
 
 def over(delivery: Delivery) -> bool:

@@ -6,12 +6,11 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import PROFILE_BODY, TELNYX_AUTH
+from tests.helpers import PROFILE_BODY, TELNYX_AUTH, tollfree_body
 from tests.receiver import Receiver, webhook_receiver
 from verifymock.config import Config
 from verifymock.server import Running, serve_in_thread
@@ -53,6 +52,12 @@ def client(mock_server: Running, receiver: Receiver) -> Iterator[httpx.Client]:
         http.post("/_mock/reset")
         receiver.clear()
         yield http
+
+
+def reached(client: httpx.Client) -> set[str]:
+    """The outcomes the coverage report counts as reached."""
+    report = client.get("/_mock/coverage").json()
+    return {row["name"] for vendor in report["vendors"] for row in vendor["outcomes"] if row["reached"]}
 
 
 def profile(client: httpx.Client, receiver: Receiver) -> str:
@@ -136,6 +141,7 @@ def test_fault_webhook_arrives_late(client: httpx.Client, receiver: Receiver) ->
     assert receiver.at("/hook") == []
     client.post("/_mock/clock/advance", json={"seconds": 1})
     assert len(receiver.at("/hook")) == 1
+    assert reached(client) >= {"webhooks.late", "webhooks.delivered_first"}
 
 
 def test_fault_webhook_arrives_twice(client: httpx.Client, receiver: Receiver) -> None:
@@ -146,36 +152,18 @@ def test_fault_webhook_arrives_twice(client: httpx.Client, receiver: Receiver) -
     client.post(f"/_mock/handsets/{NUMBER}/press", json={"digits": "1"})
     first, second = (json.loads(r.body) for r in receiver.at("/hook"))
     assert first == second  # the very same event, id and attempt included
+    assert "webhooks.duplicate" in reached(client)
 
 
 def test_fault_webhooks_out_of_order(client: httpx.Client, receiver: Receiver) -> None:
-    body: dict[str, Any] = {
-        "businessName": "Order Co",
-        "corporateWebsite": "https://order.example",
-        "businessAddr1": "1 Main St",
-        "businessCity": "Chicago",
-        "businessState": "Illinois",
-        "businessZip": "60601",
-        "businessContactFirstName": "Ada",
-        "businessContactLastName": "Lovelace",
-        "businessContactEmail": "ada@order.example",
-        "businessContactPhone": "+13125550100",
-        "messageVolume": "10",
-        "phoneNumbers": [{"phoneNumber": "+18773554398"}],
-        "useCase": "2FA",
-        "useCaseSummary": "codes",
-        "productionMessageContent": "Your code is 1",
-        "optInWorkflow": "sign-up",
-        "optInWorkflowImageURLs": [{"url": "https://order.example/a.png"}],
-        "additionalInformation": "none",
-        "webhookUrl": f"{receiver.url}/tfv",
-    }
+    body = tollfree_body(businessName="Order Co", webhookUrl=f"{receiver.url}/tfv")
     client.post(
         "/v2/messaging_tollfree/verification/requests", json=body, headers={"X-Mock-Scenario": "faults/out_of_order"}
     )
     client.post("/_mock/clock/advance", json={"seconds": 60})
     arrived = [json.loads(r.body)["data"]["payload"]["verificationStatus"] for r in receiver.at("/tfv")]
     assert arrived == ["Verified", "Waiting For Vendor"]
+    assert "webhooks.out_of_order" in reached(client)
 
 
 def test_fault_webhook_failures_and_bad_signature_are_recorded(client: httpx.Client, receiver: Receiver) -> None:

@@ -187,3 +187,61 @@ def test_ui_journal_pages_back_instead_of_reading_it_whole(
     page.get_by_role("button", name="Newest").click()
     expect(rows.first).to_contain_text("+13125550259")
     assert reads and all("limit=" in url for url in reads)
+
+
+def test_ui_timeline_tells_a_dtmf_confirm_in_order_and_coverage_shows_what_it_reached(
+    page: Page, mock_server: Running, control: httpx.Client, receiver: Receiver
+) -> None:
+    """One wrong digit, then 1, then a webhook that fails over: the timeline shows each step in order, on the
+    mock's clock, across the four lanes; the coverage panel marks the outcomes reached."""
+    receiver.script["/primary"] = [500]
+    sdk = telnyx.Telnyx(api_key="KEY-test", base_url=f"{mock_server.url}/v2", max_retries=0)
+    profile = sdk.verify_profiles.create(
+        name="Acme login",
+        webhook_url=f"{receiver.url}/primary",
+        webhook_failover_url=f"{receiver.url}/failover",
+        extra_body={"dtmf_confirm": PROFILE_BODY["dtmf_confirm"]},
+    )
+    assert profile.data is not None and profile.data.id is not None
+    started = sdk.post(
+        "/verifications/dtmf_confirm",
+        body={"phone_number": "+15005550102", "verify_profile_id": profile.data.id},  # presses 7, then 1
+        cast_to=object,
+    )
+    assert isinstance(started, dict)
+    page.goto(f"{mock_server.url}/_mock/ui")
+    expect(page.locator("#live")).to_have_text("Live")  # (the live call's digits are a status too)
+    page.get_by_role("button", name="+1 min").click()
+
+    timeline = page.locator("#timeline")
+    expect(timeline.locator("h3")).to_contain_text(started["data"]["id"])
+    labels = timeline.locator("g.event text.label")
+    expect(labels).to_have_count(12)
+    assert [text.split(":")[0] if text.startswith("prompt") else text for text in labels.all_text_contents()] == [
+        "POST /v2/verifications/dtmf_confirm",
+        "call placed: ringing",
+        "200 OK",
+        "answered",
+        "prompt",
+        "key 7",
+        "prompt",
+        "key 1",
+        "hangs up: call ended",
+        "verification accepted",
+        "webhook verification.complete → 500",
+        "webhook verification.complete → 200",
+    ]
+    times = timeline.locator("g.event text.time").all_text_contents()
+    assert times[0] == "00:00:00.000" and times[3] == "00:00:02.000" and times[-1] == "00:00:08.000"
+    lanes = [
+        (g.get_attribute("class") or "").split()[1:] for g in timeline.locator("g.event").all()
+    ]  # from-x to-y, in order
+    assert lanes[0] == ["from-app", "to-vendor"] and lanes[5] == ["from-phone", "to-vendor"]
+    assert lanes[-1] == ["from-vendor", "to-receiver"]
+    assert "failover URL" in (timeline.locator("g.event title").last.text_content() or "")
+    for reached in ("telnyx.dtmf.accepted_after_wrong", "webhooks.failover_used", "telnyx.channel.dtmf_confirm"):
+        expect(page.locator(f'[data-outcome="{reached}"]')).to_have_class("reached")
+    expect(page.locator('[data-outcome="telnyx.dtmf.invalid"]')).to_have_class("unreached")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    timeline.screenshot(path=str(ARTIFACTS / "05-timeline.png"))
+    page.locator(".coverage").screenshot(path=str(ARTIFACTS / "06-coverage.png"))

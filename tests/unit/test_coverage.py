@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.helpers import REPO
 from verifymock.coverage import Coverage, catalogue, error_outcome, known, missing, table
 
@@ -69,3 +71,25 @@ def test_coverage_counts_credit_tests_and_a_finding_is_shouted_first() -> None:
         "telnyx.channel.",
         "nothing.like.this",
     ]
+
+
+def test_timeline_keeps_the_newest_stories_and_bounds_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verifymock import timeline
+
+    clock = [0.0]
+    stories = timeline.Timelines(lambda: clock[0])
+    for i in range(5):
+        stories.begin(f"v{i}", "telnyx.verification", "+13125550100")
+    stories.trim(3)
+    assert list(stories.stories) == ["v2", "v3", "v4"]
+    monkeypatch.setattr(timeline, "MAX_STORIES", 2)
+    stories.trim(10**9)  # a huge --retain still keeps at most MAX_STORIES
+    assert list(stories.stories) == ["v3", "v4"]
+    for i in range(timeline.MAX_EVENTS + 5):
+        clock[0] = 100.0 - i  # told out of clock order: shown in clock order
+        stories.tell("v4", "vendor", "phone", f"prompt {i}", seconds=1.23456)
+    assert stories.tell("nobody", "app", "vendor", "x") is None
+    shown = stories.stories["v4"].to_json()
+    assert len(shown["events"]) == timeline.MAX_EVENTS and shown["truncated"]
+    assert shown["events"][0]["label"] == f"prompt {timeline.MAX_EVENTS - 1}"
+    assert shown["events"][0]["seconds"] == 1.235

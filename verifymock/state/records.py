@@ -22,6 +22,7 @@ from verifymock.calls import Call, Message
 from verifymock.coverage import Reached
 from verifymock.faults import Fault
 from verifymock.state.store import IndexEntry, Put
+from verifymock.timeline import Story
 from verifymock.vendors.telesign import Transaction
 from verifymock.vendors.telnyx import Verification
 from verifymock.vendors.tollfree import TollFreeRequest
@@ -48,6 +49,7 @@ KINDS = (
     "tollfree",
     "delivery",
     "outcome",
+    "story",
 )
 
 # The index entries each kind of record has, found from its data. A store keeps them with the record; a change to
@@ -90,6 +92,7 @@ class Records:
             "tollfree": (lambda: m.tollfree.requests, _same),
             "delivery": (lambda: {str(k): d for k, d in m.webhooks.by_id.items()}, _same),
             "outcome": (lambda: m.coverage.reached, _same),
+            "story": (lambda: m.timelines.stories, _same),
         }
 
     def put(self, kind: str, record_id: str, stored: bool) -> Put | None:
@@ -166,6 +169,7 @@ class Records:
             "tollfree": m.tollfree.requests,
             "delivery": m.webhooks.by_id,
             "outcome": m.coverage.reached,
+            "story": m.timelines.stories,
         }
         held, home = homes[kind].get(key), homes[kind]
         if data is None:
@@ -216,6 +220,7 @@ class Records:
         deliveries = [Delivery.from_data(d) for _, d in by_kind["delivery"]]
         m.webhooks.restore(deliveries, max((d.id for d in deliveries), default=0) + 1)
         m.coverage.reached = {i: Reached.from_data(d) for i, d in by_kind["outcome"]}
+        m.timelines.stories = {i: Story.from_data(d) for i, d in by_kind["story"]}
 
 
 _PLAIN: dict[str, Callable[[Data], Any]] = {"binding": lambda d: d["scenario"], "nonce": lambda d: float(d["at"])}
@@ -227,6 +232,7 @@ _FROM_DATA: dict[str, Callable[[Data], Any]] = {
     "tollfree": TollFreeRequest.from_data,
     "delivery": Delivery.from_data,
     "outcome": Reached.from_data,
+    "story": Story.from_data,
 }
 _DECODERS: dict[str, Callable[[Data], Any]] = {
     "call": Call.from_data,

@@ -11,6 +11,7 @@ const state = {
   watched: new Set(),
   journalBefore: null, // null: the newest page, which follows changes; else the id the shown page is older than
   journalOldest: null,
+  story: null, // the id of the story shown in the timeline
 };
 let refreshing = null;
 let again = false;
@@ -120,13 +121,19 @@ async function load() {
   const query = new URLSearchParams();
   for (const [key, value] of filters.entries()) if (value) query.set(key, value);
   if (state.journalBefore !== null) query.set("before", String(state.journalBefore));
-  const [clock, handsets, bindings, webhooks, journal] = await Promise.all([
+  const [clock, handsets, bindings, webhooks, journal, stories, coverage] = await Promise.all([
     api("/clock"),
     api("/handsets"),
     api("/bindings"),
     api("/webhooks"),
     api(`/journal?${query}`),
+    api("/timeline"),
+    api("/coverage"),
   ]);
+  if (!state.story && stories.data.length) state.story = stories.data[0].id;
+  const story = state.story && stories.data.some((s) => s.id === state.story)
+    ? await api(`/timeline/${encodeURIComponent(state.story)}`)
+    : null;
   if (!state.scenarios.length) state.scenarios = (await api("/scenarios")).data;
   state.bindings = Object.fromEntries(bindings.data.map((b) => [b.phone_number, b.scenario]));
   state.handsets = handsets.data;
@@ -141,6 +148,9 @@ async function load() {
   showHandset();
   showWebhooks(webhooks.data);
   showJournal(journal.data);
+  showStories(stories.data);
+  showTimeline(story);
+  showCoverage(coverage);
   document.body.dataset.version = String(Number(document.body.dataset.version || 0) + 1);
 }
 
@@ -270,6 +280,144 @@ function showWebhooks(deliveries) {
               ),
             ),
           ),
+        ),
+      ),
+    ),
+  );
+}
+
+// -- timelines: each verification's story as a sequence across four lanes ---------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const LANES = { app: "your app", vendor: "vendor (mock)", phone: "phone", receiver: "your webhook receiver" };
+const STORY_KINDS = {
+  "telnyx.verification": "Telnyx verification",
+  "telesign.transaction": "TeleSign transaction",
+  "cm.call": "CM call",
+  "tollfree.request": "Toll-free request",
+};
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  for (const child of children.flat(Infinity)) {
+    if (child !== undefined && child !== null) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function cut(text, length) {
+  return text.length > length ? `${text.slice(0, length - 1)}…` : text;
+}
+
+function showStories(stories) {
+  $("story-list").replaceChildren(
+    ...stories.map((s) =>
+      el(
+        "li",
+        {},
+        el(
+          "button",
+          {
+            type: "button",
+            class: `story${s.id === state.story ? " selected" : ""}`,
+            "aria-pressed": s.id === state.story ? "true" : "false",
+            "data-story": s.id,
+            onclick: () => {
+              state.story = s.id;
+              refresh();
+            },
+          },
+          el("span", { class: "phone" }, `${STORY_KINDS[s.kind] || s.kind} ${s.phone_number}`),
+          el("span", { class: "counts" }, s.last ? `${s.last} · ${s.at}` : "nothing yet"),
+        ),
+      ),
+    ),
+  );
+}
+
+function clockTime(at) {
+  return at.slice(11, 23); // HH:MM:SS.mmm of the mock's clock
+}
+
+function showTimeline(story) {
+  const box = $("timeline");
+  if (!story) return;
+  const lanes = story.lanes;
+  const left = 110, laneWidth = 210, top = 46, row = 36;
+  const x = (lane) => left + laneWidth * (lanes.indexOf(lane) + 0.5);
+  const width = left + laneWidth * lanes.length;
+  const height = top + row * story.events.length + 24;
+  const days = new Set(story.events.map((e) => e.at.slice(0, 10)));
+  const drawing = svg(
+    "svg",
+    { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "timeline-heading", class: "sequence" },
+    svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+      svg("path", { d: "M0,0 L10,5 L0,10 z", class: "head" }))),
+    lanes.map((lane) => [
+      svg("text", { x: x(lane), y: 18, class: "lane-name", "text-anchor": "middle" }, LANES[lane] || lane),
+      svg("line", { x1: x(lane), y1: 28, x2: x(lane), y2: height - 8, class: "lifeline" }),
+    ]),
+    story.events.map((e, i) => {
+      const y = top + row * i + row / 2;
+      const seconds = e.seconds ? ` (${e.seconds} s)` : "";
+      const label = `${e.label}${seconds}`;
+      const when = days.size > 1 ? `${e.at.slice(5, 10)} ${clockTime(e.at)}` : clockTime(e.at);
+      const shown = cut(e.label, 52 - seconds.length) + seconds; // how long a prompt plays is always shown
+      const parts = [
+        svg("title", {}, `${e.at} · ${label}${e.detail ? ` · ${e.detail}` : ""}`),
+        svg("text", { x: 6, y: y + 4, class: "time" }, when),
+      ];
+      if (e.from === e.to) {
+        parts.push(svg("rect", { x: x(e.from) - 100, y: y - 13, width: 200, height: 22, rx: 4, class: "note" }));
+        parts.push(svg("text", { x: x(e.from), y: y + 3, class: "label", "text-anchor": "middle" }, cut(shown, 30)));
+      } else {
+        const back = lanes.indexOf(e.to) < lanes.indexOf(e.from);
+        const failed = e.to === "receiver" && !/→ 2\d\d$/.test(e.label); // an attempt the receiver did not take
+        const kind = `arrow${back ? " back" : ""}${failed ? " failed" : ""}`;
+        parts.push(svg("line", { x1: x(e.from), y1: y + 6, x2: x(e.to), y2: y + 6, class: kind, "marker-end": "url(#arrow)" }));
+        parts.push(svg("text", { x: (x(e.from) + x(e.to)) / 2, y: y, class: "label", "text-anchor": "middle" }, shown));
+      }
+      return svg("g", { class: `event from-${e.from} to-${e.to}`, "data-seq": e.seq }, parts);
+    }),
+  );
+  box.replaceChildren(
+    el("h3", { id: "timeline-heading" }, `${STORY_KINDS[story.kind] || story.kind} ${story.id} to ${story.phone_number}`),
+    ...(story.truncated ? [el("p", { class: "hint" }, "Only the first events are kept for a story this long.")] : []),
+    el("div", { class: "sequence-scroll" }, drawing),
+  );
+}
+
+// -- outcome coverage ---------------------------------------------------------------------------------------------
+
+function showCoverage(report) {
+  $("coverage-summary").textContent = `${report.reached} of ${report.total} outcomes reached (${report.percent}%)`;
+  $("coverage-findings").replaceChildren(
+    ...report.findings.map((f) =>
+      el("p", { class: "finding", role: "alert" }, el("strong", {}, "Finding: "), `${f.description} (${f.name}, ${count(f.count, "time")})`),
+    ),
+  );
+  $("coverage-groups").replaceChildren(
+    ...report.vendors.map((v) =>
+      el(
+        "details",
+        { class: "coverage-group", open: true, "data-vendor": v.vendor },
+        el("summary", {}, `${v.title}: ${v.reached} of ${v.total}`),
+        el(
+          "ul",
+          {},
+          v.outcomes
+            .filter((o) => !o.finding)
+            .map((o) =>
+              el(
+                "li",
+                { class: o.reached ? "reached" : "unreached", "data-outcome": o.name, title: `${o.description} How: ${o.how}` },
+                el("span", { class: "mark", "aria-hidden": "true" }, o.reached ? "✓" : "·"),
+                el("code", {}, o.name),
+                el("span", { class: "visually-hidden" }, o.reached ? " reached" : " not reached"),
+                o.reached ? el("span", { class: "counts" }, ` ×${o.count}`) : null,
+              ),
+            ),
         ),
       ),
     ),

@@ -192,6 +192,8 @@ class CM:
 
     def place(self, body: Body, scenario: Scenario) -> Body:
         call_id = new_id()
+        self.mock.timelines.begin(call_id, "cm.call", body["callee"])
+        self.mock.touch(call_id)
         call = self.mock.phones.place_call(
             vendor="cm",
             kind="request_dtmf",
@@ -201,8 +203,8 @@ class CM:
             flow=DtmfCollection.start(body, scenario),
             ring_timeout=float(body.get("max-ringing-timeout") or 60),
             call_id=call_id,
+            subject=call_id,
         )
-        self.mock.touch(call.id)
         return {
             "type": "call-queued",
             "call-id": call.id,
@@ -215,6 +217,8 @@ class CM:
     def finished(self, flow: Body, call: Call, reason: str) -> None:
         code, description, sip_code, sip_reason = RESULTS.get(reason, RESULTS["completed"])
         self.mock.coverage.reach(f"cm.result.{code}")
+        digits, valid = flow["last_input"] or "none", "valid" if flow["valid"] else "not valid"
+        self.mock.timelines.tell(call.id, "vendor", "vendor", f"result {code}: {description}; digits {digits}, {valid}")
         url = flow["body"].get("callback-url")
         if not url:
             return
@@ -319,6 +323,7 @@ class DtmfCollection:
         state = call.flow
         assert state is not None
         state["wait"] = None
+        mock.timelines.tell(call.id, "vendor", "vendor", f"no digit within {state['timeout']:g} s")
         if state["input"]:
             DtmfCollection._evaluate(mock, call, "by_timeout")
         else:

@@ -228,6 +228,7 @@ class TeleSign:
         )
         self.transactions[transaction.reference_id] = transaction
         self.mock.dirty("transaction", transaction.reference_id)
+        self.mock.timelines.begin(transaction.reference_id, "telesign.transaction", "+" + transaction.phone_number)
         self.mock.touch(transaction.reference_id)
         if body.get("pressx") == "1":
             self.mock.coverage.reach("telesign.pressx")
@@ -244,6 +245,7 @@ class TeleSign:
             caller_id="+" + transaction.caller_id,
             scenario=scenario,
             flow=VoiceVerify.start(transaction, message, body),
+            subject=transaction.reference_id,
         )
         transaction.call_id = call.id
         self.mock.dirty("transaction", transaction.reference_id)
@@ -316,6 +318,7 @@ class TeleSign:
         if code != 103:  # its call is over
             self.mock.finished("transaction", transaction.reference_id)
         self.mock.coverage.reach(f"telesign.status.{code}")
+        self.mock.timelines.tell(transaction.reference_id, "vendor", "vendor", f"status {code}: {STATUS[code]}")
         self._callback(transaction)
 
     def _callback(self, transaction: Transaction) -> None:
@@ -450,6 +453,7 @@ def _silence(mock: Mock, t: Timer) -> None:
     state = call.flow
     state["wait"] = None
     state["silences"] += 1
+    mock.timelines.tell(call.subject, "vendor", "vendor", f"no key within {PROMPT_WAIT:g} s of the prompt")
     if state["silences"] >= 2 or state["plays"] >= VoiceVerify._limit(state):
         VoiceVerify._shut(mock, call)
     else:

@@ -285,6 +285,7 @@ class Telnyx:
         )
         self.verifications[verification.id] = verification
         self.mock.dirty("verification", verification.id)
+        self.mock.timelines.begin(verification.id, "telnyx.verification", phone)
         self.mock.touch(verification.id)
         self.mock.coverage.reach(f"telnyx.channel.{channel}")
         phones = self.mock.phones
@@ -292,7 +293,7 @@ class Telnyx:
             self._message(verification, profile, settings, scenario)
         elif channel == "flashcall":
             verification.call_id = phones.flash_call(
-                vendor="telnyx", phone_number=phone, caller_id=caller_id, scenario=scenario
+                vendor="telnyx", phone_number=phone, caller_id=caller_id, scenario=scenario, subject=verification.id
             ).id
         elif channel == "call":
             app_name = settings.get("app_name") or profile["name"]
@@ -303,6 +304,7 @@ class Telnyx:
                 caller_id=caller_id,
                 scenario=scenario,
                 flow={"flow": CodeCall.NAME, "app_name": app_name, "code": code or ""},
+                subject=verification.id,
             ).id
         else:  # DTMF confirm ends with its call: at its timeout the call is ended, and it expires
             language = str(profile.get("language") or "en-US")
@@ -325,6 +327,7 @@ class Telnyx:
                     "outcome": None,
                     "wait": None,
                 },
+                subject=verification.id,
             )
             verification.call_id = call.id
             verification.timer = self.mock.clock.schedule(timeout, "telnyx.dtmf_timeout", verification.id).id
@@ -360,6 +363,7 @@ class Telnyx:
             sender=sender,
             text=text,
             status=status,
+            subject=verification.id,
         )
 
     def _set_status(self, verification: Verification, status: str) -> None:
@@ -368,6 +372,7 @@ class Telnyx:
         self.mock.dirty("verification", verification.id)
         if status != "pending":
             self.mock.finished("verification", verification.id)
+            self.mock.timelines.tell(verification.id, "vendor", "vendor", f"verification {status}")
 
     def verification(self, verification_id: str) -> Verification:
         verification = self.verifications.get(verification_id)
@@ -506,6 +511,7 @@ def _dtmf_timeout(mock: Mock, t: Timer) -> None:
     if verification is None or call is None or call.flow is None or call.flow["outcome"] is not None:
         return
     verification.timer = None
+    mock.timelines.tell(verification.id, "vendor", "vendor", f"timeout_secs ({verification.timeout_secs} s) ran out")
     end = "no_answer" if call.state == "ringing" else "completed"
     DtmfConfirm.finish(mock, call, "expired", end, how="expired_timeout")
 
@@ -616,4 +622,5 @@ def _dtmf_wait(mock: Mock, t: Timer) -> None:
     call = mock.phones.by_id.get(t.key)
     if call is not None and call.flow is not None and call.flow["outcome"] is None:
         call.flow["wait"] = None
+        mock.timelines.tell(call.subject, "vendor", "vendor", f"no key within {DTMF_WAIT:g} s of the prompt")
         DtmfConfirm.finish(mock, call, "expired", how="expired_silence")

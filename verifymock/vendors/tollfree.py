@@ -74,6 +74,8 @@ class TollFree:
         )
         self.requests[request.id] = request
         self.mock.dirty("tollfree", request.id)
+        numbers = request.fields.get("phoneNumbers") or [{}]
+        self.mock.timelines.begin(request.id, "tollfree.request", str(numbers[0].get("phoneNumber", "")))
         self.mock.touch(request.id)
         self.mock.coverage.reach("tollfree.submitted")
         self._record(request)
@@ -165,6 +167,7 @@ class TollFree:
         if status in FINAL:
             self.mock.finished("tollfree", request.id)
         request.updated = self.mock.clock.now_datetime()
+        self.mock.timelines.tell(request.id, "vendor", "vendor", f"review: {status}", detail=reason)
         self._record(request)
         self._notify(request)
 
