@@ -44,7 +44,7 @@ class Story:
             "kind": self.kind,
             "phone_number": self.phone_number,
             "lanes": list(LANES),
-            "events": [{k: v for k, v in e.items() if k != "t"} for e in events],
+            "events": [{"seq": e["seq"], "at": _iso(e["t"]), **{k: e[k] for k in _SHOWN}} for e in events],
             "truncated": self.seq > len(self.events),
         }
 
@@ -56,8 +56,16 @@ class Story:
             "phone_number": self.phone_number,
             "events": len(self.events),
             "last": last["label"] if last else None,
-            "at": last["at"] if last else None,
+            "at": _iso(last["t"]) if last else None,
         }
+
+
+_SHOWN = ("from", "to", "label", "seconds", "detail")
+
+
+def _iso(t: float) -> str:
+    """A clock time as the API shows it (formatted when read: telling an event is on every request's path)."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 class Timelines:
@@ -90,11 +98,9 @@ class Timelines:
         story.seq += 1
         if len(story.events) >= MAX_EVENTS:
             return None
-        t = self.now() + after
         event = {
             "seq": story.seq,
-            "t": t,
-            "at": datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds"),
+            "t": self.now() + after,
             "from": source,
             "to": target,
             "label": label if len(label) <= LABEL_CHARACTERS else label[: LABEL_CHARACTERS - 1] + "…",
