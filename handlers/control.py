@@ -16,8 +16,11 @@ def get_health() -> Body:
     return {"status": "ok"}
 
 
-async def reset_mock(coverage: str = "clear") -> Reply:
-    await engine().reset(keep_coverage=coverage == "keep")
+async def reset_mock(coverage: str = "clear", test: str | None = None) -> Reply:
+    mock = engine()
+    await mock.reset(keep_coverage=coverage == "keep")
+    if test is not None:
+        mock.coverage.test = test
     return Reply(None, 204)
 
 

@@ -94,6 +94,9 @@ def _cancel(clock: Clock, record: Any) -> None:
         clock.cancel(timer_id)
 
 
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 def _requested() -> tuple[str | None, str | None]:
     """The test an `X-Verifymock-Test` header names on the request being served, and its "METHOD /path"."""
     context = _request.get()
@@ -936,8 +939,9 @@ class Mock:
 
     def answered(self, context: RequestContext, status: int) -> None:
         """The request's answer ends its part of each story it is in."""
+        phrase = _PHRASES.get(status, "")  # (a fault may answer with any status from 400 to 599)
         for subject in context.told:
-            self.timelines.tell(subject, "vendor", "app", f"{status} {HTTPStatus(status).phrase}")
+            self.timelines.tell(subject, "vendor", "app", f"{status} {phrase}".rstrip())
 
     async def scenario_for(self, phone_number: str | None) -> Scenario:
         """The scenario this request runs under, with its latency and forced error applied."""

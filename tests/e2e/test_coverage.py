@@ -126,6 +126,9 @@ def test_coverage_reset_clears_it_unless_asked_to_keep_it(mock_server: Running, 
     assert control.post("/reset").status_code == 204
     assert reached(control) == {}
     assert control.post("/reset", params={"coverage": "forget"}).status_code == 400
+    assert control.post("/reset", params={"coverage": "keep", "test": "suite.py::next"}).status_code == 204
+    httpx.get(f"{mock_server.url}/v2/verify_profiles")
+    assert reached(control)["telnyx.error.401"]["tests"] == ["suite.py::next"]
 
 
 def test_coverage_counts_telesign_cm_and_tollfree_outcomes(

@@ -93,3 +93,15 @@ def test_timeline_keeps_the_newest_stories_and_bounds_each(monkeypatch: pytest.M
     assert len(shown["events"]) == timeline.MAX_EVENTS and shown["truncated"]
     assert shown["events"][0]["label"] == f"prompt {timeline.MAX_EVENTS - 1}"
     assert shown["events"][0]["seconds"] == 1.235
+
+
+def test_timeline_an_answer_of_any_status_ends_the_requests_part() -> None:
+    from verifymock.config import Config
+    from verifymock.engine import Mock, RequestContext
+
+    mock = Mock(Config(clock="manual"))
+    mock.timelines.begin("v1", "telnyx.verification", "+13125550100")
+    for status in (200, 422, 599):  # 599: a fault may answer with any status from 400 to 599
+        mock.answered(RequestContext({}, [], told=["v1"]), status)
+    labels = [e["label"] for e in mock.timelines.stories["v1"].events]
+    assert labels == ["200 OK", "422 Unprocessable Entity", "599"]
