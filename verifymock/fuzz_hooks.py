@@ -21,11 +21,16 @@ from typing import Any
 import httpx
 import schemathesis
 
-SEEDED = {"profile": "VERIFYMOCK_FUZZ_PROFILE", "number": "VERIFYMOCK_FUZZ_NUMBER"}
+SEEDED = {
+    "profile": "VERIFYMOCK_FUZZ_PROFILE",
+    "number": "VERIFYMOCK_FUZZ_NUMBER",
+    "verification": "VERIFYMOCK_FUZZ_VERIFICATION",
+}
 NUMBER = "+13035550199"
 TOKEN = "verifymock-fuzz"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_SUBJECT = re.compile(r"[^/]{1,200}")  # a story's id as its path takes it
 
 
 def seed(url: str, authorization: str) -> dict[str, str]:
@@ -44,10 +49,13 @@ def _seed(url: str, headers: dict[str, str]) -> dict[str, str]:
     profile.raise_for_status()
     profile_id = profile.json()["data"]["id"]
     httpx.put(f"{url}/_mock/bindings/{NUMBER}", json={"scenario": "interactive"}, timeout=30).raise_for_status()
+    made = {}
     for channel in ("sms", "dtmf_confirm"):  # a code to check by number, and a call that rings until acted on
         body = {"phone_number": NUMBER, "verify_profile_id": profile_id}
-        httpx.post(f"{url}/v2/verifications/{channel}", json=body, headers=headers, timeout=30).raise_for_status()
-    return {SEEDED["profile"]: profile_id, SEEDED["number"]: NUMBER}
+        response = httpx.post(f"{url}/v2/verifications/{channel}", json=body, headers=headers, timeout=30)
+        response.raise_for_status()
+        made[channel] = response.json()["data"]["id"]
+    return {SEEDED["profile"]: profile_id, SEEDED["number"]: NUMBER, SEEDED["verification"]: made["sms"]}
 
 
 def _half(value: str) -> bool:
@@ -72,6 +80,7 @@ NEEDS_NUMBER = [
     "HangupCall",
     "DeclineCall",
 ]
+NEEDS_VERIFICATION = ["GetTimeline"]  # (its story)
 
 
 HookFunction = Callable[[Any, Any], Any]
@@ -91,9 +100,10 @@ def map_body(context: Any, body: Any) -> Any:
     return _swap(body, "verify_profile_id", _UUID, SEEDED["profile"], always=always)
 
 
-@_apply_to(operation_id=NEEDS_NUMBER)
+@_apply_to(operation_id=NEEDS_NUMBER + NEEDS_VERIFICATION)
 def map_path_parameters(context: Any, parameters: Any) -> Any:
-    return _swap(parameters, "phone_number", _E164, SEEDED["number"])
+    swapped = _swap(parameters, "phone_number", _E164, SEEDED["number"])
+    return _swap(swapped, "subject_id", _SUBJECT, SEEDED["verification"])
 
 
 def _swap(values: Any, field: str, shape: re.Pattern[str], variable: str, *, always: bool = False) -> Any:

@@ -19,6 +19,7 @@ def seeded(monkeypatch: pytest.MonkeyPatch) -> str:
     profile = str(uuid.uuid4())
     monkeypatch.setenv(SEEDED["profile"], profile)
     monkeypatch.setenv(SEEDED["number"], fuzz_hooks.NUMBER)
+    monkeypatch.setenv(SEEDED["verification"], "seeded-verification")
     return profile
 
 
@@ -29,6 +30,10 @@ def test_fuzz_hooks_point_about_half_the_well_formed_values_at_the_seeded_data(s
     numbers = [{"phone_number": f"+1303555{i:04d}"} for i in range(200)]
     moved = [map_path_parameters(None, n)["phone_number"] == fuzz_hooks.NUMBER for n in numbers]
     assert 60 <= sum(moved) <= 140
+    stories = [{"subject_id": f"story-{i}"} for i in range(200)]
+    told = [map_path_parameters(None, s)["subject_id"] == "seeded-verification" for s in stories]
+    assert 60 <= sum(told) <= 140
+    assert map_path_parameters(None, {"subject_id": "x" * 201}) == {"subject_id": "x" * 201}  # too long: as drawn
     # the same value is always treated alike, so a case replays the same
     assert map_body(None, dict(bodies[0])) == map_body(None, dict(bodies[0]))
 
@@ -68,5 +73,6 @@ def test_fuzz_seed_makes_a_profile_a_verification_and_a_ringing_call() -> None:
         profile_id = made[SEEDED["profile"]]
         profile = httpx.get(f"{server.url}/v2/verify_profiles/{profile_id}", headers={"Authorization": "Bearer k"})
         handset = httpx.get(f"{server.url}/_mock/handsets/{made[SEEDED['number']]}").json()
-    assert profile.status_code == 200
+        story = httpx.get(f"{server.url}/_mock/timeline/{made[SEEDED['verification']]}")
+    assert profile.status_code == 200 and story.status_code == 200
     assert [c["state"] for c in handset["calls"]] == ["ringing"] and handset["messages"]
