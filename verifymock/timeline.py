@@ -21,7 +21,7 @@ from verifymock.state.dirty import Dirty
 # webhook receiver
 LANES = ("app", "vendor", "phone", "receiver")
 MAX_EVENTS = 200
-MAX_STORIES = 10_000  # a few KB each
+MAX_STORIES = 1_000  # a few KB each, all in memory (as many as the default --retain)
 LABEL_CHARACTERS = 300  # a prompt's text or a message is cut here; the handset API has it whole
 
 
