@@ -347,6 +347,7 @@ class Webhooks:
             if delivery.rounds == 0:  # said once; the rounds go on to an allowed failover
                 at = self.clock.now_datetime().isoformat()
                 delivery.attempts.append(Attempt(len(delivery.attempts) + 1, delivery.url, at, None, refusal, False))
+                self._told(delivery, delivery.url, "not sent")
             if failover is None:
                 delivery.state = "refused"
                 return
