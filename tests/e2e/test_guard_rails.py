@@ -39,6 +39,8 @@ def test_guard_callback_outside_the_allow_list_is_refused_recorded_and_not_sent(
         # not retried later either
         client.post("/_mock/clock/advance", json={"seconds": 600})
         assert len(client.get("/_mock/webhooks").json()["data"][0]["attempts"]) == 1
+        told = client.get(f"/_mock/timeline/{refused_id}").json()["events"][-1]
+        assert (told["to"], told["label"]) == ("receiver", "webhook verification.complete → not sent")
     assert receiver.at("/refused") == []
     assert len(receiver.at("/allowed")) == 1
 
