@@ -140,6 +140,7 @@ def test_coverage_counts_telesign_cm_and_tollfree_outcomes(
     reference = sent.json()["reference_id"]
     control.post("/clock/advance", json={"seconds": 60})
     assert telesign.get(f"/v1/verify/{reference}", params={"verify_code": "99999"}).status_code == 200
+    assert telesign.get(f"/v1/verify/{reference}").status_code == 200  # a lookup alone checks nothing
     assert telesign.put(f"/v1/verify/completion/{reference}").status_code == 200
     cm = httpx.post(
         f"{mock_server.url}/voiceapi/v2/DTMF",
@@ -169,6 +170,7 @@ def test_coverage_counts_telesign_cm_and_tollfree_outcomes(
         "cm.result.10",
     } <= set(rows)
     assert "cm.input.valid_first" not in rows
+    assert rows["telesign.code_state.INVALID"]["count"] == 1 and "telesign.code_state.UNKNOWN" not in rows
 
 
 def test_coverage_survives_a_restart_with_a_state_file(tmp_path: Path) -> None:
