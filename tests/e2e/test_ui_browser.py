@@ -245,3 +245,6 @@ def test_ui_timeline_tells_a_dtmf_confirm_in_order_and_coverage_shows_what_it_re
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     timeline.screenshot(path=str(ARTIFACTS / "05-timeline.png"))
     page.locator(".coverage").screenshot(path=str(ARTIFACTS / "06-coverage.png"))
+    control.post("/reset")  # the story is gone: the page says so rather than keep drawing it
+    expect(timeline).to_contain_text("No verification yet")
+    expect(page.locator('[data-outcome="telnyx.dtmf.accepted_after_wrong"]')).to_have_class("unreached")

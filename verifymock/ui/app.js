@@ -130,10 +130,8 @@ async function load() {
     api("/timeline"),
     api("/coverage"),
   ]);
-  if (!state.story && stories.data.length) state.story = stories.data[0].id;
-  const story = state.story && stories.data.some((s) => s.id === state.story)
-    ? await api(`/timeline/${encodeURIComponent(state.story)}`)
-    : null;
+  if (!stories.data.some((s) => s.id === state.story)) state.story = stories.data.length ? stories.data[0].id : null;
+  const story = state.story ? await api(`/timeline/${encodeURIComponent(state.story)}`) : null;
   if (!state.scenarios.length) state.scenarios = (await api("/scenarios")).data;
   state.bindings = Object.fromEntries(bindings.data.map((b) => [b.phone_number, b.scenario]));
   state.handsets = handsets.data;
@@ -342,7 +340,10 @@ function clockTime(at) {
 
 function showTimeline(story) {
   const box = $("timeline");
-  if (!story) return;
+  if (!story) {
+    box.replaceChildren(el("p", { class: "empty" }, "No verification yet. Each one's story shows here."));
+    return;
+  }
   const lanes = story.lanes;
   const left = 110, laneWidth = 210, top = 46, row = 36;
   const x = (lane) => left + laneWidth * (lanes.indexOf(lane) + 0.5);
