@@ -17,11 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from verifymock import jsonio
 from verifymock.config import is_loopback
 from verifymock.coverage import error_outcome
-from verifymock.engine import Mock
+from verifymock.engine import Mock, Mounted
 from verifymock.errors import ApiError, Problem
 from verifymock.fastpath import FastPath, Route
 from verifymock.journal import JOURNAL_BODY_LIMIT
 from verifymock.renderers import renderer_for
+from verifymock.specs import Operation
 from verifymock.ui import EVENTS_PATH, UI_HEADER, is_page, serve_events, serve_page
 
 access_log = logging.getLogger("verifymock.access")
@@ -116,6 +117,7 @@ class Gate:
         # with a store shared by several processes, the request is a unit of work under the term (engine.unit):
         # an advance takes the term for each timer it runs instead, so others are served in between
         entered = False
+        located: tuple[Mounted | None, Operation | None] = (None, None)  # the spec and operation, once recorded
         refused_before = self.mock.refused  # a commit refused from here on threw this request's decision away
         again = False  # so it is decided again, on the state read afresh
 
@@ -130,16 +132,28 @@ class Gate:
         async def record() -> bool:
             """Journal the exchange and commit what it changed: done before any byte of the answer goes out, so a
             client that has its answer can count on it having been kept. False if it could not be kept."""
-            nonlocal recorded
+            nonlocal recorded, located
             recorded = True
+            routing = scope["extensions"].get("connexion_routing") or {}
+            located = self.mock.locate(scope["path"], routing.get("operation_id"))
             if not await enter():
                 return False
             if not (quiet and UI_HEADER in headers):  # the page's own reads would bury everything else
                 self._journal(
-                    scope, headers, raw, status, b"".join(response_chunks), started, context.touched, context.fault
+                    scope,
+                    located,
+                    headers,
+                    raw,
+                    status,
+                    b"".join(response_chunks),
+                    started,
+                    context.touched,
+                    context.fault,
                 )
-            if status >= 400:
-                self._reached_error(scope, status)
+            if status >= 400 and located[0] is not None:  # an error answer counts as its vendor's outcome
+                name = error_outcome(located[0].spec.name, status)
+                if name is not None:
+                    self.mock.coverage.reach(name)
             if context.told:
                 self.mock.answered(context, status)
             if not quiet:
@@ -201,8 +215,7 @@ class Gate:
                 await record()
             elapsed = (time.perf_counter() - started) * 1000
             if config.access_log and not again:
-                routing = scope["extensions"].get("connexion_routing") or {}
-                _, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
+                operation = located[1]
                 self._log(scope, operation.operation_id if operation else None, status, elapsed, context.scenario)
             if cut:
                 # uvicorn closes the connection, sending nothing more, when the app returns a value: the only way an
@@ -213,14 +226,6 @@ class Gate:
                 self.mock.leave()
         if again:  # under a new term, caught up with what the other processes decided
             await self({**scope, ATTEMPT_KEY: scope.get(ATTEMPT_KEY, 1) + 1}, _replaying(raw, receive), send)
-
-    def _reached_error(self, scope: Scope, status: int) -> None:
-        """An error answer a consumer received counts as an outcome of its vendor (`coverage`)."""
-        routing = scope["extensions"].get("connexion_routing") or {}
-        mounted, _ = self.mock.locate(scope["path"], routing.get("operation_id"))
-        name = error_outcome(mounted.spec.name, status) if mounted is not None else None
-        if name is not None:
-            self.mock.coverage.reach(name)
 
     def _has_get(self, path: str) -> bool:
         return "GET" in (self.mock.concrete_paths.get(path) or self.mock.allowed_methods(path))
@@ -244,6 +249,7 @@ class Gate:
     def _journal(
         self,
         scope: Scope,
+        located: tuple[Mounted | None, Operation | None],
         headers: dict[str, str],
         raw: bytes,
         status: int,
@@ -252,8 +258,7 @@ class Gate:
         touched: list[str],
         dropped: str | None,
     ) -> None:
-        routing = scope["extensions"].get("connexion_routing") or {}
-        mounted, operation = self.mock.locate(scope["path"], routing.get("operation_id"))
+        mounted, operation = located
         self.mock.journal.add(
             time.time(),
             "HEAD" if scope.get(HEAD_KEY) else scope["method"],

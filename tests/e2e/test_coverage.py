@@ -11,7 +11,7 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from tests.helpers import CM_TOKEN, REPO, SPECS, TELESIGN_CUSTOMER, TELESIGN_KEY, TELNYX_AUTH, running
+from tests.helpers import CM_TOKEN, REPO, SPECS, TELESIGN_CUSTOMER, TELESIGN_KEY, TELNYX_AUTH, make_profile, running
 from tests.receiver import Receiver
 from verifymock.server import Running
 
@@ -35,21 +35,11 @@ def assert_conforms(report: dict[str, Any]) -> None:
     CONTROL.validate_response(request, response)
 
 
-def profile(mock_server: Running, receiver: Receiver, **extra: Any) -> str:
-    response = httpx.post(
-        f"{mock_server.url}/v2/verify_profiles",
-        headers=TELNYX_AUTH,
-        json={
-            "name": "Acme",
-            "webhook_url": f"{receiver.url}/primary",
-            "webhook_failover_url": f"{receiver.url}/failover",
-            "dtmf_confirm": {"default_timeout_secs": 300},
-            "sms": {},
-            **extra,
-        },
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["data"]["id"])
+def profile(mock_server: Running, receiver: Receiver, **fields: Any) -> str:
+    """A profile whose webhooks go to the receiver's /primary, failing over to /failover."""
+    urls = {"webhook_url": f"{receiver.url}/primary", "webhook_failover_url": f"{receiver.url}/failover"}
+    with httpx.Client(base_url=mock_server.url) as client:
+        return make_profile(client, **{**urls, **fields})
 
 
 def telnyx(mock_server: Running, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -189,13 +179,8 @@ def test_coverage_survives_a_restart_with_a_state_file(tmp_path: Path) -> None:
 def test_coverage_webhooks_retried_then_delivered_or_given_up(
     mock_server: Running, control: httpx.Client, receiver: Receiver
 ) -> None:
-    response = telnyx(
-        mock_server,
-        "POST",
-        "/verify_profiles",
-        json={"name": "A", "webhook_url": f"{receiver.url}/flaky", "dtmf_confirm": {}},
-    )
-    flaky = response.json()["data"]["id"]
+    with httpx.Client(base_url=mock_server.url) as client:
+        flaky = make_profile(client, webhook_url=f"{receiver.url}/flaky")  # no failover: each round is one attempt
     receiver.script["/flaky"] = [503]  # the first round fails; the retry 5 s later is taken
     body = {"phone_number": "+15005550101", "verify_profile_id": flaky}
     assert telnyx(mock_server, "POST", "/verifications/dtmf_confirm", json=body).status_code == 200

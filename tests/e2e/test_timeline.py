@@ -10,7 +10,17 @@ import httpx
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from tests.helpers import CM_TOKEN, REPO, SPECS, TELESIGN_CUSTOMER, TELESIGN_KEY, TELNYX_AUTH, running, tollfree_body
+from tests.helpers import (
+    CM_TOKEN,
+    REPO,
+    SPECS,
+    TELESIGN_CUSTOMER,
+    TELESIGN_KEY,
+    TELNYX_AUTH,
+    make_profile,
+    running,
+    tollfree_body,
+)
 from tests.receiver import Receiver
 from verifymock.server import Running
 
@@ -28,6 +38,17 @@ def story(control: httpx.Client, subject: str) -> dict[str, Any]:
 
 def told(body: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(e["from"], e["to"], e["label"]) for e in body["events"]]
+
+
+def sms_verifications(url: str, numbers: list[str]) -> list[str]:
+    """One SMS verification to each number, under a new profile: their ids, oldest first."""
+    with httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        profile_id = make_profile(client)
+        sent = [
+            client.post("/v2/verifications/sms", json={"phone_number": n, "verify_profile_id": profile_id})
+            for n in numbers
+        ]
+    return [str(response.json()["data"]["id"]) for response in sent]
 
 
 def test_timeline_of_a_telesign_call_through_the_prompt_gate(mock_server: Running, control: httpx.Client) -> None:
@@ -110,17 +131,7 @@ def test_timeline_of_a_cm_call_and_a_tollfree_review(
 
 def test_timeline_lists_the_newest_first_and_an_unknown_id_is_404(mock_server: Running, control: httpx.Client) -> None:
     assert control.get("/timeline/nothing-like-this").status_code == 404
-    profile = httpx.post(
-        f"{mock_server.url}/v2/verify_profiles", json={"name": "A", "sms": {}}, headers=TELNYX_AUTH
-    ).json()["data"]["id"]
-    ids = [
-        httpx.post(
-            f"{mock_server.url}/v2/verifications/sms",
-            json={"phone_number": f"+1312555016{i}", "verify_profile_id": profile},
-            headers=TELNYX_AUTH,
-        ).json()["data"]["id"]
-        for i in range(3)
-    ]
+    ids = sms_verifications(mock_server.url, [f"+1312555016{i}" for i in range(3)])
     listed = control.get("/timeline", params={"limit": 2}).json()["data"]
     assert [s["id"] for s in listed] == ids[::-1][:2]
     sms = told(story(control, ids[0]))
@@ -130,15 +141,7 @@ def test_timeline_lists_the_newest_first_and_an_unknown_id_is_404(mock_server: R
 def test_timeline_keeps_the_newest_retain_stories_and_survives_a_restart(tmp_path: Path) -> None:
     options = ["--state", f"sqlite:{tmp_path / 'state.db'}", "--clock", "manual", "--quiet", "--retain", "3"]
     with running(options, cwd=REPO) as (url, _):
-        profile = httpx.post(f"{url}/v2/verify_profiles", json={"name": "A", "sms": {}}, headers=TELNYX_AUTH)
-        ids = [
-            httpx.post(
-                f"{url}/v2/verifications/sms",
-                json={"phone_number": f"+1312555017{i}", "verify_profile_id": profile.json()["data"]["id"]},
-                headers=TELNYX_AUTH,
-            ).json()["data"]["id"]
-            for i in range(5)
-        ]
+        ids = sms_verifications(url, [f"+1312555017{i}" for i in range(5)])
     with running(options, cwd=REPO) as (url, _):
         listed = httpx.get(f"{url}/_mock/timeline").json()["data"]
         assert [s["id"] for s in listed] == ids[::-1][:3]
