@@ -357,6 +357,57 @@ def test_state_file_of_schema_1_is_migrated_with_its_calls_timers_and_index_entr
     assert {"lease", "fence"} <= columns
 
 
+def test_state_file_of_schema_2_keeps_its_index_entries_in_creation_order(tmp_path: Path) -> None:
+    """Schema 2 kept index entries by their record's kind and id; the migration keys them by the record's creation
+    sequence. Every entry is carried over, lookups by phone number give the newest first, and a pending DTMF
+    confirmation still holds its number alone."""
+    import asyncio
+    import sqlite3
+
+    from verifymock.state.sqlite import SqliteStore
+
+    db = tmp_path / "mock.db"
+    number = "+13125550143"
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        profile_id = make_profile(client, sms={})
+        body = {"phone_number": number, "verify_profile_id": profile_id}
+        ids = [client.post("/v2/verifications/sms", json=body).json()["data"]["id"] for _ in range(5)]
+        ids.append(client.post("/v2/verifications/dtmf_confirm", json=body).json()["data"]["id"])
+    with sqlite3.connect(db) as connection:
+        kept = set(connection.execute("SELECT name, value, kind, id, uniq FROM indexes"))
+        connection.executescript(
+            """
+            CREATE TABLE indexes_2 (
+                name TEXT NOT NULL, value TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, uniq INTEGER NOT NULL,
+                PRIMARY KEY (name, value, kind, id)
+            ) WITHOUT ROWID;
+            INSERT INTO indexes_2 SELECT name, value, kind, id, uniq FROM indexes;
+            DROP TABLE indexes; ALTER TABLE indexes_2 RENAME TO indexes;
+            CREATE UNIQUE INDEX indexes_unique ON indexes (name, value) WHERE uniq = 1;
+            UPDATE meta SET value = '2' WHERE key = 'schema';
+            """
+        )
+    assert ("verification.dtmf_pending", number, "verification", ids[-1], 1) in kept
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        assert client.post("/v2/verifications/dtmf_confirm", json=body).status_code == 422  # the first is under way
+        listed = client.get(f"/v2/verifications/by_phone_number/{number}").json()["data"]
+        assert sorted(v["id"] for v in listed) == sorted(ids)
+    with sqlite3.connect(db) as connection:
+        assert set(connection.execute("SELECT name, value, kind, id, uniq FROM indexes")) == kept
+        assert dict(connection.execute("SELECT key, value FROM meta"))["schema"] == str(SCHEMA)
+        key = [row[1] for row in sorted(connection.execute("PRAGMA table_info(indexes)"), key=lambda r: r[5]) if row[5]]
+    assert key == ["name", "value", "seq"]
+
+    async def newest_first() -> list[str]:
+        store = SqliteStore(db)
+        try:
+            return await store.index("verification.number", number)
+        finally:
+            await store.close()
+
+    assert asyncio.run(newest_first()) == ids[::-1]
+
+
 def _advance_once_free(client: httpx.Client, seconds: float) -> httpx.Response:
     """Advance, retrying while the clock is held (409) by an advance of a killed process, whose lease runs out
     within ADVANCE_LEASE_S."""
