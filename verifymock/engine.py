@@ -264,17 +264,17 @@ class Mock:
             excess = min(self._on_disk[kind], self.records.count(kind) + self._on_disk[kind] - self.config.retain)
             restarted = False
             while excess > 0:
-                page = await store.scan(kind, after=self._disk_cursor[kind], limit=max(excess, 100))
+                page = await store.ids(kind, after=self._disk_cursor[kind], limit=max(excess, 100))
                 if not page:
                     if restarted:  # (the count is off: nothing more to find)
                         break
                     self._disk_cursor[kind], restarted = 0, True  # some were evicted behind the cursor
                     continue
-                for record in page:
-                    self._disk_cursor[kind] = record.seq
-                    if self._in_memory(kind, record.id):
+                for seq, record_id in page:
+                    self._disk_cursor[kind] = seq
+                    if self._in_memory(kind, record_id):
                         continue
-                    self.dirty(kind, record.id)
+                    self.dirty(kind, record_id)
                     self._on_disk[kind] -= 1
                     excess -= 1
                     if not excess:

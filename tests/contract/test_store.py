@@ -129,6 +129,8 @@ def test_store_scans_one_kind_oldest_first_by_cursor(store: Store) -> None:
     key = ("call", "c1")
     run(store.commit(Changes(expect={key: 1}, put={key: put(n=10)}), JOURNAL))
     assert [r.id for r in run(store.scan("call"))] == ["c0", "c1", "c2", "c3", "c4"]  # an update keeps its place
+    assert run(store.ids("call", after=first[0].seq, limit=2)) == [(r.seq, r.id) for r in [first[1], rest[0]]]
+    assert [record_id for _, record_id in run(store.ids("message"))] == ["m0", "m1", "m2", "m3", "m4"]
 
 
 # -- indexes ------------------------------------------------------------------------------------------------------

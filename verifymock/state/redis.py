@@ -323,6 +323,12 @@ class RedisStore:
         found = await self.get_many([(kind, i.decode()) for i in ids])
         return sorted(found.values(), key=lambda record: record.seq)
 
+    async def ids(self, kind: str, *, after: int = 0, limit: int = 100) -> list[tuple[int, str]]:
+        found = await self._client().zrangebyscore(
+            self._key("k", kind), f"({after}", "+inf", start=0, num=limit, withscores=True
+        )
+        return [(int(seq), record_id.decode()) for record_id, seq in found]
+
     async def index(self, name: str, value: str, *, limit: int = 100) -> list[str]:
         members = await self._client().zrevrange(self._key("i", name, value), 0, limit - 1)
         return [m.decode().partition(":")[2] for m in members]

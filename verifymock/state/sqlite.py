@@ -259,6 +259,12 @@ class SqliteStore:
         )
         return [_record(row) for row in rows]
 
+    async def ids(self, kind: str, *, after: int = 0, limit: int = 100) -> list[tuple[int, str]]:
+        rows = self._db.execute(
+            "SELECT seq, id FROM records WHERE kind = ? AND seq > ? ORDER BY seq LIMIT ?", (kind, after, limit)
+        )
+        return [(seq, record_id) for seq, record_id in rows]
+
     async def index(self, name: str, value: str, *, limit: int = 100) -> list[str]:
         rows = self._db.execute(
             "SELECT id FROM indexes WHERE name = ? AND value = ? ORDER BY seq DESC LIMIT ?", (name, value, limit)

@@ -149,6 +149,10 @@ class Store(Protocol):
         """Records of one kind created after the cursor `after` (a record's seq), oldest first."""
         ...
 
+    async def ids(self, kind: str, *, after: int = 0, limit: int = 100) -> list[tuple[int, str]]:
+        """`scan` without the data: each record's (seq, id). Retention finds what to delete by it."""
+        ...
+
     async def index(self, name: str, value: str, *, limit: int = 100) -> list[str]:
         """The ids under an index value, the newest entry first."""
         ...
