@@ -257,7 +257,16 @@ def test_store_meta_and_load(store: Store) -> None:
     assert (loaded.records, loaded.timers, loaded.journal) == ([], [], [])
 
 
-def test_store_change_feed_names_what_each_commit_changed(store: Store) -> None:
+@pytest.fixture(params=sorted(BACKENDS))
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store as the processes sharing it open it: the workers of `serve --workers` share a SQLite file."""
+    opened = SqliteStore(tmp_path / "state.db", shared=True) if request.param == "sqlite" else _redis(request, tmp_path)
+    yield opened
+    run(opened.close())
+
+
+def test_store_change_feed_names_what_each_commit_changed(shared_store: Store) -> None:
+    store = shared_store
     cursor, rows = run(store.feed(None))  # from now on
     assert rows == []
     create(store, "call", "c1")
@@ -283,6 +292,21 @@ def test_store_change_feed_names_what_each_commit_changed(store: Store) -> None:
         return await asyncio.wait_for(waiting, 5)
 
     assert run(stream()) == [("profile", "p1")]
+
+
+def test_sqlite_store_of_a_single_server_keeps_no_change_feed(tmp_path: Path) -> None:
+    """Only other processes read the feed (to catch up): a file one server holds for itself writes none, and a file
+    served later by workers gives them a feed from its last number on."""
+    single = SqliteStore(tmp_path / "state.db")
+    create(single, "call", "c1")
+    assert run(single.commit(Changes(put={("call", "c2"): put()}), JOURNAL)) == 0
+    assert run(single.feed(None)) == (0, [])
+    run(single.close())
+    workers = SqliteStore(tmp_path / "state.db", shared=True)
+    cursor, _ = run(workers.feed(None))
+    number = run(workers.commit(Changes(put={("call", "c3"): put()}), JOURNAL))
+    assert run(workers.feed(cursor)) == (number, [(number, [("call", "c3")])])
+    run(workers.close())
 
 
 def test_store_reads_timers_by_id(store: Store) -> None:

@@ -1,11 +1,11 @@
 """`--state sqlite:PATH`: the engine's state in one SQLite file, behind the store interface (store.py).
 
 The file holds data only: a row per record (kind, id, version, JSON), its index entries, a row per timer with its
-lease and fence, the journal's entries, one row per commit for the change feed, named leases and a few meta values
-(the clock, the signing key, the next ids, the schema number). One `BEGIN IMMEDIATE` transaction per commit writes
-what changed, so its cost is that of the change, not of everything kept. WAL with `synchronous=NORMAL`: a commit
-survives the process being killed; a power cut may take the last few. Each call is a short local read or write, made
-on the event loop.
+lease and fence, the journal's entries, one row per commit for the change feed (when workers share the file), named
+leases and a few meta values (the clock, the signing key, the next ids, the schema number). One `BEGIN IMMEDIATE`
+transaction per commit writes what changed, so its cost is that of the change, not of everything kept. WAL with
+`synchronous=NORMAL`: a commit survives the process being killed; a power cut may take the last few. Each call is a
+short local read or write, made on the event loop.
 
 The schema is numbered. At start-up, migrations bring an older file forward one number at a time; a file newer
 than this code is refused with the fix. A file is served by one process at a time (an flock on PATH.lock).
@@ -391,7 +391,7 @@ class SqliteStore:
             db.execute("DELETE FROM journal WHERE id <= ?", (changes.journal[-1].id - journal_size,))
         if changes.meta:
             self._set_meta(changes.meta)
-        keys = changes.feed_keys()
+        keys = changes.feed_keys() if self.shared else None  # (only other processes read the feed: catch_up)
         if not keys:
             return 0
         seq = db.execute("INSERT INTO commits (keys) VALUES (?)", (orjson.dumps(keys),)).lastrowid or 0

@@ -159,7 +159,8 @@ class Store(Protocol):
 
     async def commit(self, changes: Changes, journal_size: int) -> int:
         """Apply one unit of work atomically, keeping the newest `journal_size` journal entries. Raises Conflict.
-        Returns the change feed's number for it (0 if it changed nothing the feed names)."""
+        Returns the change feed's number for it (0 if it changed nothing the feed names, or the store keeps no
+        feed: a SQLite file one server holds for itself, where no other process would read it)."""
         ...
 
     async def claim_due(self, now: float, *, limit: int, lease_s: float) -> list[Claimed]:
