@@ -408,6 +408,33 @@ def test_state_file_of_schema_2_keeps_its_index_entries_in_creation_order(tmp_pa
     assert asyncio.run(newest_first()) == ids[::-1]
 
 
+def test_state_file_of_schema_3_loses_its_timers_due_index_and_keeps_its_timers(tmp_path: Path) -> None:
+    """Schema 3 indexed timers by due time; the migration drops that index. The timers themselves are carried over:
+    a DTMF confirmation's call left ringing is answered and confirmed after the restart."""
+    import sqlite3
+
+    db = tmp_path / "mock.db"
+    number = "+13125550144"
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        body = {"phone_number": number, "verify_profile_id": make_profile(client)}
+        verification_id = client.post("/v2/verifications/dtmf_confirm", json=body).json()["data"]["id"]
+    with sqlite3.connect(db) as connection:
+        pending = connection.execute("SELECT count(*) FROM timers").fetchone()[0]
+        connection.executescript(
+            "CREATE INDEX timers_by_due ON timers (due); UPDATE meta SET value = '3' WHERE key = 'schema';"
+        )
+    assert pending > 0
+    with running(_options(db), cwd=REPO) as (url, _), httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+        assert client.post("/_mock/clock/advance", json={"seconds": 6}).status_code == 200  # answered, pressed 1
+        assert client.get(f"/v2/verifications/{verification_id}").json()["data"]["status"] == "accepted"
+    with sqlite3.connect(db) as connection:
+        assert dict(connection.execute("SELECT key, value FROM meta"))["schema"] == str(SCHEMA)
+        assert (
+            connection.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'timers'").fetchall()
+            == []
+        )
+
+
 def _advance_once_free(client: httpx.Client, seconds: float) -> httpx.Response:
     """Advance, retrying while the clock is held (409) by an advance of a killed process, whose lease runs out
     within ADVANCE_LEASE_S."""
