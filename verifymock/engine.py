@@ -457,7 +457,10 @@ class Mock:
         async with self._committing:
             await self._trim_disk(store)
             changes, self._unwritten = self._unwritten, Changes()
-            changes.merge(self._changes(reindex))
+            if changes:  # (a failed commit's, which goes first)
+                changes.merge(self._changes(reindex))
+            else:
+                changes = self._changes(reindex)
             self._dirty = False
             if changes:
                 try:
