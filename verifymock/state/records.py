@@ -70,8 +70,9 @@ INDEXES: dict[str, Callable[[Any], tuple[IndexEntry, ...]]] = {
     "message": lambda message: (IndexEntry("message.number", message.phone_number),),
     "verification": _verification_entries,
 }
-# kinds whose entries are fixed once the record exists (they follow its phone number): an update leaves them as they are
-FIXED_ENTRIES = frozenset({"call", "message"})
+# kinds whose entries are fixed once the record exists (a call's and a message's follow its phone number; most kinds
+# have none): an update leaves them as they are, and the store need not read them back to compare
+FIXED_ENTRIES = frozenset({"call", "message", *(kind for kind in KINDS if kind not in INDEXES)})
 
 
 class Records:

@@ -175,6 +175,8 @@ _PUT_ANY_KEEPING = (
 )
 _PUT_AT = "UPDATE records SET data = ?, entries = ?, version = version + 1 WHERE kind = ? AND id = ? AND version = ?"
 _PUT_AT_KEEPING = "UPDATE records SET data = ?, version = version + 1 WHERE kind = ? AND id = ? AND version = ?"
+_DELETE = "DELETE FROM records WHERE kind = ? AND id = ? RETURNING seq, entries"
+_DELETE_AT = "DELETE FROM records WHERE kind = ? AND id = ? AND version = ? RETURNING seq, entries"
 _NO_ENTRIES = "[]"
 
 
@@ -340,7 +342,7 @@ class SqliteStore:
         expect = changes.expect
         # a record's index entries are kept in its row too, so that only entries that changed are written
         entries = {key: _entries(put.indexes) for key, put in changes.put.items() if put.indexes is not None}
-        before = self._entries_held([key for key in [*entries, *changes.delete] if expect.get(key) != 0])
+        before = self._entries_held([key for key in entries if expect.get(key) != 0])
         new: list[tuple[Any, ...]] = []
         at: list[tuple[Any, ...]] = []
         at_keeping: list[tuple[Any, ...]] = []
@@ -362,14 +364,14 @@ class SqliteStore:
         for statement, rows in ((_PUT_ANY, blind), (_PUT_ANY_KEEPING, blind_keeping)):
             if rows:
                 db.executemany(statement, rows)
-        if changes.delete:
-            checked = [(k, i, expect[(k, i)]) for k, i in changes.delete if (k, i) in expect]
-            if checked:
-                gone = db.executemany("DELETE FROM records WHERE kind = ? AND id = ? AND version = ?", checked)
-                if gone.rowcount != len(checked):
-                    raise Conflict(f"a record changed since it was read: one of {checked[:5]}")
-            unchecked = [key for key in changes.delete if key not in expect]
-            db.executemany("DELETE FROM records WHERE kind = ? AND id = ?", unchecked)
+        for key in changes.delete:  # (each gives back what its entries are dropped by)
+            version = expect.get(key)
+            if version is None:
+                gone = db.execute(_DELETE, key).fetchall()
+            elif not (gone := db.execute(_DELETE_AT, (*key, version)).fetchall()):
+                raise Conflict(f"{key} changed since it was read")
+            if gone:
+                before[key] = gone[0]
         for key, version in expect.items():  # what was read without being written must still be as read
             if key not in changes.put and key not in changes.delete:
                 row = db.execute("SELECT version FROM records WHERE kind = ? AND id = ?", key).fetchone()
