@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from verifymock.clock import Clock, Timer
@@ -200,8 +200,7 @@ class Phones:
         if scenario.blocked is not None:  # the network refuses it before it rings
             self.later(call, 0, "call.end", state="blocked")
         elif callee.outcome == "answers" and callee.after < ring_timeout:
-            script = {"presses": [asdict(p) for p in callee.presses], "hangs_up_after": callee.hangs_up_after}
-            self.later(call, ring, "call.answer", **script)
+            self.later(call, ring, "call.answer", **callee.script)
         elif callee.outcome in _ENDS:
             self.later(call, ring, "call.end", state=_ENDS[callee.outcome])
         else:  # nobody picks up (or someone may, through the handset API): it rings out

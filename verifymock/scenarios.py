@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,12 @@ class Callee:
     after: float = 2.0
     presses: tuple[Press, ...] = ()
     hangs_up_after: float | None = None
+
+    @cached_property
+    def script(self) -> dict[str, Any]:
+        """What an answering callee does, as the answer timer's arguments: made once per scenario (dataclasses'
+        `asdict` per call was 1.6% of a call verification under load), read by every call, changed by none."""
+        return {"presses": [asdict(p) for p in self.presses], "hangs_up_after": self.hangs_up_after}
 
 
 @dataclass(frozen=True)
