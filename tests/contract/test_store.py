@@ -155,6 +155,26 @@ def test_store_index_entries_follow_their_record(store: Store) -> None:
     assert run(store.index("call.live", "+19999999999")) == []
 
 
+def test_store_index_entries_of_records_created_in_one_commit_are_each_their_own(store: Store) -> None:
+    """Several records created by one commit, with records of other kinds between them: each one's entries are
+    listed newest first, and each goes with its own record, whether that one is deleted or its entries change."""
+    number = "+13035550101"
+    keys = [("verification", f"v{i}") for i in range(4)]
+    changes = Changes()
+    for n, key in enumerate(keys):
+        changes.expect[key] = 0
+        changes.put[key] = Put("{}", (IndexEntry("verification.number", number),))
+        changes.put[("story", key[1])] = Put("{}")  # (made between them, without entries)
+        changes.expect[("story", key[1])] = 0
+        if n == 1:
+            changes.put[("profile", "p")] = Put("{}", None)  # (a blind put: no version checked)
+    run(store.commit(changes, JOURNAL))
+    assert run(store.index("verification.number", number)) == ["v3", "v2", "v1", "v0"]
+    run(store.commit(Changes(expect={keys[1]: 1}, delete={keys[1]}), JOURNAL))
+    run(store.commit(Changes(expect={keys[2]: 1}, put={keys[2]: Put("{}", ())}), JOURNAL))
+    assert run(store.index("verification.number", number)) == ["v3", "v0"]
+
+
 def test_store_unique_index_entry_is_held_by_one_record(store: Store) -> None:
     number = "+13035550100"
     pending = IndexEntry("verification.dtmf_pending", number, unique=True)

@@ -356,8 +356,12 @@ class SqliteStore:
                 (at_keeping if kept else at).append((put.text, *(() if kept else (entries[key],)), *key, version))
             else:
                 (blind_keeping if kept else blind).append((*key, put.text, *(() if kept else (entries[key],))))
+        created: dict[Key, int] = {}
         if new:
             db.executemany(_PUT_NEW, new)  # an IntegrityError if one exists already
+            (last,) = db.execute("SELECT last_insert_rowid()").fetchone()
+            # (AUTOINCREMENT gives the rows of one statement one number after another)
+            created = {(row[0], row[1]): last - len(new) + 1 + n for n, row in enumerate(new)}
         for statement, rows in ((_PUT_AT, at), (_PUT_AT_KEEPING, at_keeping)):
             if rows and db.executemany(statement, rows).rowcount != len(rows):
                 raise Conflict(f"a record changed since it was read: one of {[row[-3:-1] for row in rows][:5]}")
@@ -377,18 +381,26 @@ class SqliteStore:
                 row = db.execute("SELECT version FROM records WHERE kind = ? AND id = ?", key).fetchone()
                 if (row[0] if row else 0) != version:
                     raise Conflict(f"{key} changed since it was read")
-        dropped, added = [], []
+        # entries are kept under their record's creation number: known for a record read or created here, looked up
+        # for one put without a version that did not exist before
+        dropped, added, unplaced = [], [], []
         for key in [*entries, *changes.delete]:
-            seq, old = before.get(key, (0, _NO_ENTRIES))
+            seq, old = before.get(key) or (created.get(key, 0), _NO_ENTRIES)
             now = entries.get(key, _NO_ENTRIES)
             if old != now:
                 dropped += [(name, value, seq) for name, value, _ in orjson.loads(old)]
-                added += [(name, value, unique, *key) for name, value, unique in orjson.loads(now)]
+                for name, value, unique in orjson.loads(now):
+                    if seq:
+                        added.append((name, value, seq, *key, unique))
+                    else:
+                        unplaced.append((name, value, unique, *key))
         if dropped:
             db.executemany("DELETE FROM indexes WHERE name = ? AND value = ? AND seq = ?", dropped)
-        if added:  # (under its record's creation sequence, which a record created in this commit has just been given)
+        if added:
+            db.executemany("INSERT INTO indexes (name, value, seq, kind, id, uniq) VALUES (?, ?, ?, ?, ?, ?)", added)
+        if unplaced:
             db.executemany(
-                "INSERT INTO indexes SELECT ?, ?, seq, kind, id, ? FROM records WHERE kind = ? AND id = ?", added
+                "INSERT INTO indexes SELECT ?, ?, seq, kind, id, ? FROM records WHERE kind = ? AND id = ?", unplaced
             )
         if changes.consume is not None:
             claimed = changes.consume
