@@ -18,6 +18,7 @@ import pytest
 
 from verifymock.clock import Timer
 from verifymock.journal import Entry
+from verifymock.state import sqlite
 from verifymock.state.redis import RedisStore
 from verifymock.state.sqlite import SqliteStore
 from verifymock.state.store import Changes, Claimed, Conflict, IndexEntry, Put, Store, changes_since
@@ -173,6 +174,24 @@ def test_store_index_entries_of_records_created_in_one_commit_are_each_their_own
     run(store.commit(Changes(expect={keys[1]: 1}, delete={keys[1]}), JOURNAL))
     run(store.commit(Changes(expect={keys[2]: 1}, put={keys[2]: Put("{}", ())}), JOURNAL))
     assert run(store.index("verification.number", number)) == ["v3", "v0"]
+
+
+def test_sqlite_store_without_returning_reads_a_deleted_records_entries_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.35 has no RETURNING: a deletion reads the row's entries first, with the same outcomes."""
+    monkeypatch.setattr(sqlite, "RETURNING", False)
+    store = SqliteStore(tmp_path / "state.db")
+    number = "+13035550102"
+    for record_id in ("c1", "c2"):
+        create(store, "call", record_id, IndexEntry("call.number", number))
+    with pytest.raises(Conflict):  # a version that moved
+        run(store.commit(Changes(expect={("call", "c1"): 2}, delete={("call", "c1")}), JOURNAL))
+    run(store.commit(Changes(expect={("call", "c1"): 1}, delete={("call", "c1"), ("call", "c9")}), JOURNAL))
+    assert run(store.index("call.number", number)) == ["c2"]
+    run(store.commit(Changes(delete={("call", "c2")}), JOURNAL))  # no version checked
+    assert run(store.index("call.number", number)) == [] and run(store.get_many([("call", "c2")])) == {}
+    run(store.close())
 
 
 def test_store_unique_index_entry_is_held_by_one_record(store: Store) -> None:

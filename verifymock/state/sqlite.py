@@ -175,8 +175,10 @@ _PUT_ANY_KEEPING = (
 )
 _PUT_AT = "UPDATE records SET data = ?, entries = ?, version = version + 1 WHERE kind = ? AND id = ? AND version = ?"
 _PUT_AT_KEEPING = "UPDATE records SET data = ?, version = version + 1 WHERE kind = ? AND id = ? AND version = ?"
-_DELETE = "DELETE FROM records WHERE kind = ? AND id = ? RETURNING seq, entries"
-_DELETE_AT = "DELETE FROM records WHERE kind = ? AND id = ? AND version = ? RETURNING seq, entries"
+_DELETE_OLD = "DELETE FROM records WHERE kind = ? AND id = ?"
+_DELETE_AT_OLD = _DELETE_OLD + " AND version = ?"
+_DELETE, _DELETE_AT = (f"{statement} RETURNING seq, entries" for statement in (_DELETE_OLD, _DELETE_AT_OLD))
+RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # SQLite's RETURNING clause (Debian 11's SQLite is 3.34)
 _NO_ENTRIES = "[]"
 
 
@@ -370,12 +372,11 @@ class SqliteStore:
                 db.executemany(statement, rows)
         for key in changes.delete:  # (each gives back what its entries are dropped by)
             version = expect.get(key)
-            if version is None:
-                gone = db.execute(_DELETE, key).fetchall()
-            elif not (gone := db.execute(_DELETE_AT, (*key, version)).fetchall()):
+            gone = self._delete(key, version)
+            if gone is not None:
+                before[key] = gone
+            elif version is not None:
                 raise Conflict(f"{key} changed since it was read")
-            if gone:
-                before[key] = gone[0]
         for key, version in expect.items():  # what was read without being written must still be as read
             if key not in changes.put and key not in changes.delete:
                 row = db.execute("SELECT version FROM records WHERE kind = ? AND id = ?", key).fetchone()
@@ -426,6 +427,18 @@ class SqliteStore:
         if seq % 1000 == 0:
             db.execute("DELETE FROM commits WHERE seq <= ?", (seq - FEED_KEPT,))
         return seq
+
+    def _delete(self, key: Key, version: int | None) -> tuple[int, str] | None:
+        """Delete a record (at `version`, unless None): its creation number and entries, or None if it was not
+        there (at that version)."""
+        at = () if version is None else (version,)
+        if RETURNING:
+            gone = self._db.execute(_DELETE_AT if at else _DELETE, (*key, *at)).fetchall()
+            return gone[0] if gone else None
+        held = self._entries_held([key]).get(key)  # (no RETURNING before SQLite 3.35: read it first)
+        if held is None or self._db.execute(_DELETE_AT_OLD if at else _DELETE_OLD, (*key, *at)).rowcount != 1:
+            return None
+        return held
 
     def _entries_held(self, keys: list[Key]) -> dict[Key, tuple[int, str]]:
         """Each stored record's creation sequence and index entries, as they are before the commit."""
