@@ -6,8 +6,8 @@ one number, advancing its clock a second every 50 so that calls ring, are answer
 of work it commits is recorded. The units are then merged into groups of `--group` (what the server's group
 commit does under load) and replayed into a fresh file, once as they are and once without each part in turn, so a
 change to the store's layout or settings can be judged by CPU time, which a shared machine's CPU steal disturbs less
-than req/s (runs still differ by about 10%: compare interleaved pairs). The
-second half of the replay is timed (the file is no longer new). Figures only: nothing here passes or fails.
+than req/s (runs still differ by about 10%: compare interleaved pairs). The second half of the replay is timed (the
+file is no longer new). Figures only: nothing here passes or fails.
 
     .venv/bin/python benchmarks/store.py [--requests 10000] [--group 30]
 """

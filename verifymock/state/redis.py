@@ -319,8 +319,7 @@ class RedisStore:
         }
 
     async def scan(self, kind: str, *, after: int = 0, limit: int = 100) -> list[Record]:
-        ids = await self._client().zrangebyscore(self._key("k", kind), f"({after}", "+inf", start=0, num=limit)
-        found = await self.get_many([(kind, i.decode()) for i in ids])
+        found = await self.get_many([(kind, i) for _, i in await self.ids(kind, after=after, limit=limit)])
         return sorted(found.values(), key=lambda record: record.seq)
 
     async def ids(self, kind: str, *, after: int = 0, limit: int = 100) -> list[tuple[int, str]]:
