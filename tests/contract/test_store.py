@@ -8,6 +8,9 @@ journal and the change feed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -346,6 +349,76 @@ def test_sqlite_store_of_a_single_server_keeps_no_change_feed(tmp_path: Path) ->
     number = run(workers.commit(Changes(put={("call", "c3"): put()}), JOURNAL))
     assert run(workers.feed(cursor)) == (number, [(number, [("call", "c3")])])
     run(workers.close())
+
+
+def _on_file(path: Path, copy: Path) -> int:
+    """Calls the database file itself holds, what its WAL holds aside (a copy of the file alone is read)."""
+    for _ in range(100):
+        copy.write_bytes(path.read_bytes())
+        try:
+            with contextlib.closing(sqlite3.connect(copy)) as db:
+                if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
+                    return 0  # (not even the tables made when the file was created have been copied yet)
+                return int(db.execute("SELECT count(*) FROM records WHERE kind = 'call'").fetchone()[0])
+        except sqlite3.DatabaseError:  # (copied while a page was being written into it)
+            time.sleep(0.01)
+        finally:
+            for leftover in copy.parent.glob(f"{copy.name}*"):
+                leftover.unlink()
+    raise AssertionError(f"{path} could not be read")
+
+
+def _wal_frames(path: Path) -> int:
+    """Pages the WAL holds since it last started over (asked once everything is in the file: it copies nothing)."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for _ in range(100):
+            busy, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy:
+                return int(frames)
+            time.sleep(0.01)
+    raise AssertionError(f"{path}: the WAL stayed busy")
+
+
+def _calls(store: Store, first: int, count: int) -> None:
+    """Each in a commit of its own, as many pages as there are calls."""
+    for i in range(first, first + count):
+        create(store, "call", f"c{i}", padding="x" * 3000)  # (a page each)
+
+
+def _until(done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 20
+    while not done():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_sqlite_store_commits_only_append_to_the_wal_which_its_checkpointer_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit only appends to the WAL, however long it grows (SQLite's automatic checkpoint copied it into the
+    file inside the commit that passed 1,000 pages). The store's own thread copies it CHECKPOINT_EVERY after a
+    commit, and has the WAL start over, which commits landing during a copy would otherwise prevent: under steady
+    commits the WAL does not keep growing. Closing stops the thread."""
+    path, copy = tmp_path / "state.db", tmp_path / "copy.db"
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 3600.0)
+    store = SqliteStore(path)
+    _calls(store, 0, 1200)
+    assert _on_file(path, copy) == 0
+    run(store.close())
+    assert _on_file(path, copy) == 1200  # (SQLite copies it as the last connection closes)
+
+    path.unlink()
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 0.2)
+    store = SqliteStore(path)
+    count, end = 0, time.monotonic() + 3
+    while time.monotonic() < end:  # steady commits, as a server under load makes them
+        _calls(store, count, 10)
+        count += 10
+        time.sleep(0.002)
+    _until(lambda: _on_file(path, copy) == count)
+    assert _wal_frames(path) < count  # (3 pages a call: a WAL that never started over would hold them all)
+    run(store.close())
+    assert not [t for t in threading.enumerate() if t.name == "verifymock-checkpoint"]
 
 
 def test_store_reads_timers_by_id(store: Store) -> None:
