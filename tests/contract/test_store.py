@@ -421,6 +421,49 @@ def test_sqlite_store_commits_only_append_to_the_wal_which_its_checkpointer_copi
     assert not [t for t in threading.enumerate() if t.name == "verifymock-checkpoint"]
 
 
+def test_sqlite_store_commit_waits_for_a_restart_of_the_wal_with_the_event_loop_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart holds writers back while it copies the last pages and syncs (5-50 ms under load). A commit waits for
+    it without holding up the event loop, which SQLite's busy handler would: here a reader's snapshot holds the
+    restart up, and the loop runs on while the commit waits; once the reader is done, the commit is made."""
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 0.05)
+    path = tmp_path / "state.db"
+    store = SqliteStore(path)
+    create(store, "call", "c0")
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM records").fetchone()  # (a snapshot the restart must wait out)
+        create(store, "call", "c1")  # (the checkpointer wakes)
+        with contextlib.closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as probe:
+
+            def writers_held_back() -> bool:
+                try:
+                    probe.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError:
+                    return True
+                probe.execute("ROLLBACK")
+                return False
+
+            _until(writers_held_back)
+
+        async def commit_meanwhile() -> tuple[int, bool]:
+            key = ("call", "c2")
+            commit = asyncio.ensure_future(store.commit(Changes(expect={key: 0}, put={key: put()}), JOURNAL))
+            turns = 0
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+                turns += 1
+            waited = not commit.done()
+            reader.execute("COMMIT")
+            await commit
+            return turns, waited
+
+        assert run(commit_meanwhile()) == (20, True)
+    assert version(store, "call", "c2") == 1
+    run(store.close())
+
+
 def test_store_reads_timers_by_id(store: Store) -> None:
     _schedule(store, Timer(1.0, 1, "a", "k1", {"x": 1}), Timer(2.0, 2, "b", "k2", {}))
     assert run(store.get_timers(["t2", "t9"])) == {"t2": Timer(2.0, 2, "b", "k2", {})}
