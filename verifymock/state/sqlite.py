@@ -42,6 +42,7 @@ SCHEMA = 4  # the layout this code writes; MIGRATIONS[n] brings schema n to n + 
 APPLICATION_ID = 0x766D6F6B  # "vmok": PRAGMA application_id, so another program's database is told apart
 FEED_KEPT = 10_000  # commits the change feed remembers
 CHECKPOINT_EVERY = 0.5  # seconds: while commits come, the WAL is copied into the file this often
+RESTART_WAIT = 1.0  # seconds a restart of the WAL waits for a commit under way or a reader, then tries next time
 
 
 # Schema 1, as it was written: the layout migration 0 produces, which migration 1 then brings forward.
@@ -603,8 +604,7 @@ class _Checkpointer:
 
     def __init__(self, path: Path, location: str) -> None:
         self._location = location
-        # (busy: a restart waits at most this long for a commit under way, then is tried again the next time)
-        self._db = sqlite3.connect(path, timeout=1.0, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(path, timeout=RESTART_WAIT, check_same_thread=False, isolation_level=None)
         self._woken = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
