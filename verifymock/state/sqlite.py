@@ -335,9 +335,8 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------------------------------------------------
 
     async def commit(self, changes: Changes, journal_size: int) -> int:
-        await self._checkpointer.writable()
         try:
-            with self._transaction():
+            with await self._transaction():
                 return self._write(changes, journal_size)
         except sqlite3.IntegrityError as exc:  # a record created twice, or a unique index entry taken
             raise Conflict(str(exc)) from exc
@@ -458,10 +457,9 @@ class SqliteStore:
         return held
 
     async def claim_due(self, now: float, *, limit: int, lease_s: float) -> list[Claimed]:
-        await self._checkpointer.writable()
         db = self._db
         real = time.time()
-        with self._transaction():
+        with await self._transaction():
             rows = db.execute(
                 "SELECT seq, due, seq, kind, key, args, fence FROM timers "
                 "WHERE due <= ? AND (lease IS NULL OR lease < ?) ORDER BY due, seq LIMIT ?",
@@ -476,10 +474,9 @@ class SqliteStore:
         ]
 
     async def acquire(self, name: str, ttl_s: float) -> str | None:
-        await self._checkpointer.writable()
         db = self._db
         real = time.time()
-        with self._transaction():
+        with await self._transaction():
             row = db.execute("SELECT until FROM leases WHERE name = ?", (name,)).fetchone()
             if row is not None and row[0] > real:
                 return None
@@ -488,26 +485,25 @@ class SqliteStore:
         return token
 
     async def renew(self, name: str, token: str, ttl_s: float) -> bool:
-        await self._checkpointer.writable()
-        with self._transaction():
+        with await self._transaction():
             kept = self._db.execute(
                 "UPDATE leases SET until = ? WHERE name = ? AND token = ?", (time.time() + ttl_s, name, token)
             )
         return kept.rowcount == 1
 
     async def release(self, name: str, token: str) -> bool:
-        await self._checkpointer.writable()
-        with self._transaction():
+        with await self._transaction():
             gone = self._db.execute("DELETE FROM leases WHERE name = ? AND token = ?", (name, token))
         return gone.rowcount == 1
 
     async def clear(self) -> None:
-        await self._checkpointer.writable()
-        with self._transaction():
+        with await self._transaction():
             for table in ("records", "indexes", "timers", "journal", "commits"):  # (leases stay held)
                 self._db.execute(f"DELETE FROM {table}")  # (the names are ours)
 
-    def _transaction(self) -> _Transaction:
+    async def _transaction(self) -> _Transaction:
+        """A write transaction, begun once no restart of the WAL holds the file (waited for with the loop free)."""
+        await self._checkpointer.writable()
         return _Transaction(self._db, self._checkpointer.wake)
 
     async def close(self) -> None:
@@ -586,7 +582,7 @@ class _Transaction:
 
     def __exit__(self, kind: object, *_: object) -> None:
         self._db.execute("ROLLBACK" if kind else "COMMIT")
-        if self._written is not None:
+        if not kind and self._written is not None:
             self._written()
 
 
