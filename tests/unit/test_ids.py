@@ -1,7 +1,9 @@
-"""Record identifiers: canonical random version-4 UUIDs, as the vendors' own (the specs declare format: uuid)."""
+"""Record identifiers: canonical version-4 UUIDs, as the vendors' own (the specs declare format: uuid), whose first
+48 bits are the millisecond they were made."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 
@@ -20,17 +22,30 @@ def test_new_ids_are_canonical_version_4_uuids() -> None:
 def test_new_ids_do_not_repeat_and_use_every_random_bit() -> None:
     ids = [new_id() for _ in range(100_000)]
     assert len(set(ids)) == len(ids)
-    # the 122 random bits: each is set in some ids and clear in others
+    # the 74 random bits below the time: each is set in some ids and clear in others
     values = [uuid.UUID(i).int for i in ids[:2000]]
     fixed = (0xF000 << 64) | (0xC000 << 48)
+    random_bits = ((1 << 80) - 1) & ~fixed
     either = 0
     for value in values:
         either |= value
     both = ~0
     for value in values:
         both &= value
-    assert (either & ~fixed) == (((1 << 128) - 1) & ~fixed)
-    assert both & ~fixed == 0
+    assert either & random_bits == random_bits
+    assert both & random_bits == 0
+
+
+def test_new_ids_begin_with_the_millisecond_they_were_made_so_they_sort_in_that_order() -> None:
+    made = []
+    for _ in range(5):
+        before = time.time_ns() // 1_000_000
+        made.append((before, new_id(), time.time_ns() // 1_000_000))
+        time.sleep(0.002)
+    for before, text, after in made:
+        assert before <= uuid.UUID(text).int >> 80 <= after
+    ids = [text for _, text, _ in made]
+    assert sorted(ids) == ids  # (as text too: the time is the leading hex digits)
 
 
 def test_codes_have_their_length_keep_leading_zeros_and_spread_evenly() -> None:
