@@ -5,7 +5,8 @@ Every server is started pinned to core 0 (taskset), one after the other, and the
 to core 1 on loopback: GET an existing verification, a valid trigger-call POST and an invalid one (a bad phone
 number), at each connection count. The targets take turns row by row (and repeat by repeat with --repeat N, which
 reports the median run), so a slow patch of this shared machine falls on all of them rather than on one.
-Printed: req/s, p50 and p99 per row, start-up to the first 200, RSS after the runs, and the ratios
+Printed: req/s, p50 and p99 per row, start-up to the first 200, RSS after the runs (with --held, also once the
+records are held, before the rows: the rows add verifications still pending, which memory keeps), and the ratios
 verifymock / Prism and verifymock / ceiling. Figures only: nothing here passes or fails.
 
     python3 scripts/dev.py bench [--duration 10] [--connections 16 64] [--targets verifymock prism ceiling]
@@ -265,6 +266,9 @@ def measure(targets: list[Target], rows: dict[str, Row], args: argparse.Namespac
                 own = prepare(f"http://127.0.0.1:{port}")
                 if args.held:
                     fill(f"http://127.0.0.1:{port}", args.held)
+                    print(
+                        f"  {target.name}: RSS holding them, before the rows: {rss_mb(process.pid):.0f} MB", flush=True
+                    )
             started.append(Started(target, process, f"http://127.0.0.1:{port}{target.prefix}", own, Result(startup)))
         for name in ROWS:
             for connections in args.connections:
