@@ -267,7 +267,9 @@ def measure(targets: list[Target], rows: dict[str, Row], args: argparse.Namespac
                 if args.held:
                     fill(f"http://127.0.0.1:{port}", args.held)
                     print(
-                        f"  {target.name}: RSS holding them, before the rows: {rss_mb(process.pid):.0f} MB", flush=True
+                        f"  {target.name}: holding {args.held} more finished verifications, RSS before the rows: "
+                        f"{rss_mb(process.pid):.0f} MB",
+                        flush=True,
                     )
             started.append(Started(target, process, f"http://127.0.0.1:{port}{target.prefix}", own, Result(startup)))
         for name in ROWS:
@@ -308,7 +310,6 @@ def fill(base: str, count: int) -> None:
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(make, range(8)))
-    print(f"  {base}: holding {count} more finished verifications", flush=True)
 
 
 def verifymock_command(*extra: str) -> list[str]:
