@@ -168,8 +168,21 @@ def test_cli_refuses_a_bad_flag_in_one_line(tmp_path: Path, flags: list[str], na
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("damage", ["garbage", "record rows", "journal rows", "another program's"])
-def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: str) -> None:
+DAMAGED = "move the damaged one aside"
+
+
+@pytest.mark.parametrize(
+    ("damage", "fix"),
+    [
+        ("garbage", DAMAGED),
+        ("truncated", DAMAGED),
+        ("record rows", DAMAGED),
+        ("journal rows", DAMAGED),
+        ("another program's", "give verifymock a file of its own"),
+        ("read-only", "pass a writable file"),
+    ],
+)
+def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: str, fix: str) -> None:
     db = tmp_path / "mock.db"
     with running(["--state", f"sqlite:{db}", "--clock", "manual", "--quiet"], cwd=tmp_path) as (url, _):
         assert httpx.put(f"{url}/_mock/bindings/+13125550100", json={"scenario": "interactive"}).status_code == 200
@@ -177,26 +190,44 @@ def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: st
         data = bytearray(db.read_bytes())
         data[4096:8192] = os.urandom(4096)  # the pages after the header
         db.write_bytes(bytes(data))
+    elif damage == "truncated":  # a copy cut short
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 2])
     elif damage == "record rows":
         with sqlite3.connect(db) as connection:
             connection.execute("UPDATE records SET data = '{not json'")
     elif damage == "journal rows":
         with sqlite3.connect(db) as connection:
             connection.execute("UPDATE journal SET headers = x'00ff00ff'")
-    else:  # a database verifymock did not write
+    elif damage == "another program's":  # a database verifymock did not write
         db.unlink()
         with sqlite3.connect(db) as connection:
             connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-    result = subprocess.run(
-        [*VERIFYMOCK, "serve", "--port", "0", "--state", f"sqlite:{db}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    try:
+        if damage == "read-only":
+            _make_read_only(db)
+        result = subprocess.run(
+            [*VERIFYMOCK, "serve", "--port", "0", "--state", f"sqlite:{db}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        if damage == "read-only" and os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(db)], check=True)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(db) in lines[0], result.stderr
+    assert len(lines) == 1 and str(db) in lines[0] and lines[0].endswith(f"{fix})"), result.stderr
+
+
+def _make_read_only(path: Path) -> None:
+    """Read-only even to root, whom file modes do not stop: the immutable attribute (ext4, xfs, btrfs)."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        return
+    marked = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    assert marked.returncode == 0, f"the test needs chattr +i on {path.parent}: {marked.stderr}"
 
 
 def test_cli_runs_with_only_its_declared_dependencies(tmp_path: Path) -> None:

@@ -213,7 +213,7 @@ class SqliteStore:
             raise
         except sqlite3.Error as exc:
             self._unlock()
-            raise ConfigError("--state", self.location, f"cannot be opened: {exc}", "pass a writable file") from exc
+            raise ConfigError("--state", self.location, f"cannot be opened: {exc}", _fix(exc)) from exc
 
     def _open(self) -> None:
         """Create the tables of a new file, or bring an older one forward; refuse what is not ours or is newer."""
@@ -514,6 +514,16 @@ class SqliteStore:
     def _unlock(self) -> None:
         if self._lock is not None:
             self._lock.close()
+
+
+def _fix(error: sqlite3.Error) -> str:
+    """What to do about a file SQLite would not open, by the kind of error it gave."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):  # damaged, cut short, or not a database at all
+        return "start with a new file, or move the damaged one aside"
+    if name.startswith("SQLITE_FULL"):
+        return "free some disk space, or pass a file on another disk"
+    return "pass a writable file"  # read-only, or a folder or file it may not open
 
 
 def _timer_seq(timer_id: str) -> int:
