@@ -4,6 +4,7 @@ and its timers."""
 from __future__ import annotations
 
 import contextlib
+import resource
 import subprocess
 import threading
 import time
@@ -444,3 +445,32 @@ def _advance_once_free(client: httpx.Client, seconds: float) -> httpx.Response:
         if response.status_code != 409 or time.monotonic() > deadline:
             return response
         time.sleep(0.2)
+
+
+def test_state_a_commit_the_disk_refuses_is_answered_503_and_nothing_answered_is_lost(tmp_path: Path) -> None:
+    """A real refusal by the kernel, as on a full disk: the server's file size limit is lowered under it, so every
+    write to its SQLite file fails (EFBIG). What it could not keep is not acknowledged; what it acknowledged
+    survives a SIGKILL."""
+    db = tmp_path / "mock.db"
+    cm = {"X-CM-PRODUCTTOKEN": "00000000-0000-0000-0000-000000000001"}
+    dtmf = {"caller": "+31201234567", "callee": "+31612345678", "prompt": "p", "valid-prompt": "v"}
+    with running(_options(db), cwd=tmp_path) as (url, process):
+        with httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:
+            assert client.post("/v2/verify_profiles", json={"name": "Kept"}).status_code == 200
+            _, hard = resource.prlimit(process.pid, resource.RLIMIT_FSIZE)
+            resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (1, hard))  # (Python ignores SIGXFSZ)
+            refused = client.post("/v2/verify_profiles", json={"name": "Unanswered"})
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["errors"][0]["code"] == "10007"
+            assert "could not be saved" in refused.json()["errors"][0]["detail"]
+            queued = client.post("/voiceapi/v2/DTMF", json=dtmf, headers=cm)
+            assert queued.status_code == 503 and queued.json()["status"] == 503, queued.text
+            resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (hard, hard))
+            assert client.post("/v2/verify_profiles", json={"name": "Later"}).status_code == 200
+        process.kill()
+        output = process.communicate(timeout=10)[0]
+    assert f"saving state to sqlite:{db} failed" in output and "sqlite3.OperationalError" in output, output
+    with running(_options(db), cwd=tmp_path) as (url, _):
+        names = {p["name"] for p in httpx.get(f"{url}/v2/verify_profiles", headers=TELNYX_AUTH).json()["data"]}
+    # what could not be written then went with the next commit (it was never acknowledged, but it was decided)
+    assert names == {"Kept", "Unanswered", "Later"}
