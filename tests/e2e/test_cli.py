@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
 import venv
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -180,6 +182,7 @@ DAMAGED = "move the damaged one aside"
         ("journal rows", DAMAGED),
         ("another program's", "give verifymock a file of its own"),
         ("read-only", "pass a writable file"),
+        ("full disk", "pass a file on another disk"),
     ],
 )
 def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: str, fix: str) -> None:
@@ -212,6 +215,8 @@ def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: st
             capture_output=True,
             text=True,
             timeout=30,
+            # as on a full disk: a write past any file's first KB (the WAL's first page) is refused (EFBIG)
+            preexec_fn=_no_writes_past(1024) if damage == "full disk" else None,
         )
     finally:
         if damage == "read-only" and os.geteuid() == 0:
@@ -219,6 +224,13 @@ def test_cli_refuses_a_damaged_state_file_in_one_line(tmp_path: Path, damage: st
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(db) in lines[0] and lines[0].endswith(f"{fix})"), result.stderr
+
+
+def _no_writes_past(size: int) -> Callable[[], None]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    return limit
 
 
 def _make_read_only(path: Path) -> None:

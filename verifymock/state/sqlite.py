@@ -521,7 +521,7 @@ def _fix(error: sqlite3.Error) -> str:
     name = getattr(error, "sqlite_errorname", "") or ""
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):  # damaged, cut short, or not a database at all
         return "start with a new file, or move the damaged one aside"
-    if name.startswith("SQLITE_FULL"):
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):  # a write refused (a full disk, a size limit) or failed
         return "free some disk space, or pass a file on another disk"
     return "pass a writable file"  # read-only, or a folder or file it may not open
 
