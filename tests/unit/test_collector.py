@@ -54,12 +54,32 @@ def test_survivors_of_a_collection_leave_the_collectors_walks_until_a_sweep_free
 
 
 def test_sweeps_run_on_their_own_in_the_background() -> None:
-    collector = Collector(sweep_seconds=0.05)
+    collector = Collector(sweep_seconds=0.05, share=1.0)  # (a sweep of this test process's heap is not put off)
     with collector.installed():
         deadline = time.monotonic() + 5
         while collector.sweeps < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert collector.sweeps >= 2
+
+
+def test_a_costly_sweep_puts_off_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sweeps take at most `share` of the time: one that took 50 ms at a share of 10% is followed by 0.5 s without
+    one, where the base wait (10 ms) would have given several."""
+    collect = gc.collect
+
+    def slow_collect(*args: Any) -> int:
+        time.sleep(0.05)
+        return collect(*args)
+
+    collector = Collector(sweep_seconds=0.01, share=0.1)
+    monkeypatch.setattr(gc, "collect", slow_collect)
+    with collector.installed():
+        deadline = time.monotonic() + 5
+        while collector.sweeps < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert collector.sweeps == 1
+        time.sleep(0.3)
+        assert collector.sweeps == 1
 
 
 def test_serve_builds_the_app_with_the_collector_off_and_serves_with_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
