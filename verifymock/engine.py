@@ -32,7 +32,7 @@ from verifymock.selfcheck import ResponseChecker
 from verifymock.specs import ROUTED_SEPARATOR, Operation, Spec, load_spec, spec_files, template_regex
 from verifymock.state.dirty import Dirty
 from verifymock.state.records import INDEXED, KINDS, Records
-from verifymock.state.store import Changes, Conflict, Key, Loaded, Store, open_store
+from verifymock.state.store import DAMAGED, Changes, Conflict, Key, Loaded, Store, open_store
 from verifymock.state.term import NAME as TERM_NAME
 from verifymock.state.term import TTL_S as TERM_TTL_S
 from verifymock.state.term import Term, Unavailable, keep
@@ -219,7 +219,7 @@ class Mock:
                     "--state",
                     self.location,
                     f"cannot be read ({type(exc).__name__}: {exc})",
-                    "start with a new file, or move the damaged one aside",
+                    DAMAGED,
                 ) from exc
 
     # -- state -----------------------------------------------------------------------------------------------------

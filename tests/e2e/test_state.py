@@ -20,6 +20,7 @@ from tests.helpers import REPO, TELNYX_AUTH, VERIFYMOCK, make_profile, running
 from tests.receiver import Receiver, webhook_receiver
 from verifymock.engine import ADVANCE_LEASE_S
 from verifymock.state.sqlite import SCHEMA
+from verifymock.vendors.cm import DEFAULT_TOKEN as CM_DEFAULT_TOKEN
 
 REQUESTS = 1000
 KILL_AFTER = 400  # answered requests before the SIGKILL
@@ -452,7 +453,7 @@ def test_state_a_commit_the_disk_refuses_is_answered_503_and_nothing_answered_is
     write to its SQLite file fails (EFBIG). What it could not keep is not acknowledged; what it acknowledged
     survives a SIGKILL."""
     db = tmp_path / "mock.db"
-    cm = {"X-CM-PRODUCTTOKEN": "00000000-0000-0000-0000-000000000001"}
+    cm = {"X-CM-PRODUCTTOKEN": CM_DEFAULT_TOKEN}
     dtmf = {"caller": "+31201234567", "callee": "+31612345678", "prompt": "p", "valid-prompt": "v"}
     with running(_options(db), cwd=tmp_path) as (url, process):
         with httpx.Client(base_url=url, headers=TELNYX_AUTH) as client:

@@ -34,7 +34,7 @@ from verifymock import __version__, jsonio
 from verifymock.clock import Timer
 from verifymock.errors import ConfigError
 from verifymock.journal import Entry
-from verifymock.state.store import Changes, Claimed, Conflict, IndexEntry, Key, Loaded, Record
+from verifymock.state.store import DAMAGED, Changes, Claimed, Conflict, IndexEntry, Key, Loaded, Record
 
 log = logging.getLogger("verifymock.state")
 
@@ -520,7 +520,7 @@ def _fix(error: sqlite3.Error) -> str:
     """What to do about a file SQLite would not open, by the kind of error it gave."""
     name = getattr(error, "sqlite_errorname", "") or ""
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):  # damaged, cut short, or not a database at all
-        return "start with a new file, or move the damaged one aside"
+        return DAMAGED
     if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):  # a write refused (a full disk, a size limit) or failed
         return "free some disk space, or pass a file on another disk"
     return "pass a writable file"  # read-only, or a folder or file it may not open

@@ -229,6 +229,7 @@ def check_store_spec(spec: str) -> None:
 
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+DAMAGED = "start with a new file, or move the damaged one aside"  # the fix for a state file that cannot be read
 
 
 def open_store(spec: str, *, worker: bool = False) -> Store | None:
